@@ -1,0 +1,3 @@
+from slyfs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""Command line: parse options and configuration, then start the mount, the server or the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import platformdirs
+
+COMMANDS = ("mount", "unmount", "serve", "demo")
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500M or 2G)")
+    return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
+
+
+class RedactFilter(logging.Filter):
+    """Keeps a secret (the API token) out of every log line, whatever code logged it."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if self.secret in msg:
+            record.msg = msg.replace(self.secret, "***")
+            record.args = ()
+        return True
+
+
+def setup_logging(verbose: bool, token: str | None = None, logfile: Path | None = None) -> None:
+    handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if token:
+        handler.addFilter(RedactFilter(token))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+
+
+def add_platform_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", type=Path, help="local store directory (default: $SLYFS_STORE or ~/.local/share/slyfs)")
+    p.add_argument("--server", help="Supervisely server address (else $SERVER_ADDRESS or ~/supervisely.env)")
+    p.add_argument("--token", help="API token (else $API_TOKEN or ~/supervisely.env)")
+    p.add_argument("--token-file", type=Path, help="read the API token from this file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slyfs", description="Your labeling platform (Supervisely API or the embedded store) as a filesystem."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    m = sub.add_parser("mount", help="mount the platform at MOUNTPOINT", description="Mount the platform.")
+    m.add_argument("mountpoint", type=Path)
+    add_platform_args(m)
+    m.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (Ctrl-C unmounts)")
+    m.add_argument("-o", dest="options", action="append", default=[], help="FUSE options, comma-separated")
+    m.add_argument("--ttl", type=float, default=5.0, help="seconds listings and generated files may be stale")
+    m.add_argument("--cache-dir", type=Path, default=Path(platformdirs.user_cache_dir("slyfs")))
+    m.add_argument("--cache-size", type=parse_size, default=parse_size("2G"), help="on-disk cache bound, e.g. 2G")
+    m.add_argument("-v", "--verbose", action="store_true")
+    m.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+    u = sub.add_parser("unmount", help="unmount MOUNTPOINT (also a dead mount)")
+    u.add_argument("mountpoint", type=Path)
+
+    s = sub.add_parser("serve", help="serve a local store over the Supervisely HTTP API")
+    s.add_argument("--store", type=Path)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--token")
+    s.add_argument("--token-file", type=Path)
+    s.add_argument("--faults", help="FOR TESTING ONLY: inject faults, e.g. rate=0.2,seed=1,kinds=500+503+429")
+    s.add_argument("-v", "--verbose", action="store_true")
+
+    d = sub.add_parser("demo", help="seed a demo team/workspace/project in a local store")
+    d.add_argument("--store", type=Path)
+    return parser
+
+
+def helper_argv(argv: list[str]) -> list[str]:
+    """mount(8)/fstab call `slyfs SOURCE MOUNTPOINT -o OPTS` (the mount.fuse3 convention); turn
+    that into `slyfs mount MOUNTPOINT ...`, taking our own settings from the -o list."""
+    if len(argv) < 2 or argv[0] in COMMANDS or argv[0].startswith("-"):
+        return argv
+    mountpoint, rest = argv[1], argv[2:]
+    out = ["mount", mountpoint]
+    fuse: list[str] = []
+    i = 0
+    while i < len(rest):
+        if rest[i] == "-o" and i + 1 < len(rest):
+            for opt in rest[i + 1].split(","):
+                key, eq, value = opt.partition("=")
+                if key in ("store", "server", "token-file", "token_file", "ttl", "cache-dir", "cache_dir",
+                           "cache-size", "cache_size") and eq:
+                    out += [f"--{key.replace('_', '-')}", value]
+                elif opt:
+                    fuse.append(opt)
+            i += 2
+        else:
+            i += 1
+    if fuse:
+        out += ["-o", ",".join(fuse)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = helper_argv(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        if args.command == "mount":
+            return cmd_mount(args)
+        if args.command == "unmount":
+            return cmd_unmount(args)
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+def open_platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The HTTP client when a server is configured (options, env, ~/supervisely.env), else the store."""
+    from slyfs.platform.local import LocalStore, default_store_dir
+
+    remote = None
+    if not args.store:
+        try:
+            from slyfs.platform.http import SuperviselyClient, resolve_server
+        except ImportError:  # pragma: no cover - the HTTP client ships with slyfs
+            resolve_server = None
+        if resolve_server is not None:
+            remote = resolve_server(args.server, args.token, args.token_file)
+    if remote:
+        server, token = remote
+        return SuperviselyClient(server, token), token
+    return LocalStore(args.store or default_store_dir(), create=False), None
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from slyfs.fs.mount import MountError, check_mountpoint
+
+    fuse_opts = [o for group in args.options for o in group.split(",") if o]
+    mountpoint = args.mountpoint.absolute()
+    try:
+        check_mountpoint(mountpoint, nonempty="nonempty" in fuse_opts)
+    except MountError as e:
+        return fail(args, str(e))
+    if not args.foreground and args.ready_fd is None:
+        return spawn_background(args, mountpoint)
+    return run_mount(args, mountpoint, fuse_opts)
+
+
+def fail(args: argparse.Namespace, message: str) -> int:
+    if getattr(args, "ready_fd", None) is not None:
+        os.write(args.ready_fd, f"error: {message}\n".encode())
+        os.close(args.ready_fd)
+    print(f"slyfs: {message}", file=sys.stderr)
+    return 1
+
+
+def spawn_background(args: argparse.Namespace, mountpoint: Path) -> int:
+    """Start the serving process detached and return once the mount is ready (like sshfs)."""
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    logfile = args.cache_dir / "slyfs.log"
+    r, w = os.pipe()
+    child_argv = [sys.executable, "-m", "slyfs", *args.argv, "--ready-fd", str(w)]
+    with open(logfile, "ab") as log:
+        proc = subprocess.Popen(
+            child_argv, pass_fds=[w], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    os.close(w)
+    with os.fdopen(r) as pipe:
+        answer = pipe.read()
+    if answer.startswith("ready"):
+        print(f"slyfs: mounted at {mountpoint} (log: {logfile}; unmount: slyfs unmount {mountpoint})")
+        return 0
+    proc.wait(timeout=30)
+    message = answer.removeprefix("error: ").strip()
+    message = message or f"the mount process exited with {proc.returncode}; see {logfile}"
+    print(f"slyfs: {message}", file=sys.stderr)
+    return 1
+
+
+def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) -> int:
+    from slyfs.fs.mount import MountError, pidfile_for, serve_forever
+    from slyfs.platform.base import PlatformError
+    from slyfs.platform.cached import CachedPlatform
+    from slyfs.views.root import RootDir
+    from slyfs.views.tree import ViewContext
+
+    try:
+        platform, token = open_platform(args)
+    except PlatformError as e:
+        return fail(args, str(e))
+    setup_logging(args.verbose, token)
+    blob_dir = args.cache_dir / "blobs" if token else None
+    cached = CachedPlatform(platform, ttl=args.ttl, blob_cache_dir=blob_dir, blob_cache_bytes=args.cache_size)
+    ctx = ViewContext(cached)
+    root = RootDir(ctx)
+    pidfile = pidfile_for(mountpoint)
+
+    def ready() -> None:
+        pidfile.write_text(str(os.getpid()))
+        if args.ready_fd is not None:
+            os.write(args.ready_fd, b"ready\n")
+            os.close(args.ready_fd)
+
+    try:
+        serve_forever(mountpoint, root, ttl=args.ttl, options=fuse_opts, ready=ready)
+    except MountError as e:
+        return fail(args, str(e))
+    finally:
+        platform.close()
+    return 0
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    from slyfs.fs.mount import MountError, unmount
+
+    try:
+        unmount(args.mountpoint.absolute())
+    except MountError as e:
+        print(f"slyfs: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def read_token(args: argparse.Namespace) -> str | None:
+    if getattr(args, "token_file", None):
+        return args.token_file.read_text().strip()
+    return args.token
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from slyfs.platform.local import default_store_dir
+    from slyfs.server import run_server
+
+    token = read_token(args) or os.environ.get("API_TOKEN")
+    if not token:
+        print("slyfs: serve needs --token, --token-file or $API_TOKEN", file=sys.stderr)
+        return 2
+    setup_logging(args.verbose, token)
+    run_server(args.store or default_store_dir(), host=args.host, port=args.port, token=token, faults=args.faults)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from slyfs.demo import seed_demo
+    from slyfs.platform.local import LocalStore, default_store_dir
+
+    root = args.store or default_store_dir()
+    store = LocalStore(root)
+    summary = seed_demo(store)
+    print(summary)
+    store.close()
+    return 0

@@ -1,0 +1,153 @@
+"""Mounting: checks that say what is wrong and how to fix it, the pyfuse3 main loop, and a clean
+unmount on Ctrl-C, SIGTERM, `fusermount3 -u` or `slyfs unmount`."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from slyfs.fs.operations import SlyOperations
+from slyfs.views.tree import DirNode
+
+log = logging.getLogger("slyfs.mount")
+
+# Options mount(8) and fstab pass that mean nothing to a FUSE session of ours.
+IGNORED_FUSE_OPTIONS = {"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto",
+                        "user", "nouser", "users", "_netdev", "nofail", "defaults", "async", "atime",
+                        "noatime", "relatime"}
+
+
+class MountError(Exception):
+    """The mount cannot start; the message says why and how to fix it."""
+
+
+def check_mountpoint(mountpoint: Path, *, nonempty: bool = False) -> None:
+    try:
+        st = os.stat(mountpoint)
+    except FileNotFoundError:
+        raise MountError(f"mountpoint {mountpoint} does not exist: create it with `mkdir -p {mountpoint}`") from None
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            raise MountError(
+                f"{mountpoint}: Transport endpoint is not connected — a previous mount there died. "
+                f"Clean it up with `slyfs unmount {mountpoint}` (or `fusermount3 -u -z {mountpoint}`), then mount again"
+            ) from None
+        raise MountError(f"mountpoint {mountpoint}: {e.strerror}") from None
+    if not os.path.isdir(mountpoint):
+        raise MountError(f"mountpoint {mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is already a mount point: unmount it first (`slyfs unmount {mountpoint}`)")
+    if not nonempty and any(os.scandir(mountpoint)):
+        raise MountError(f"mountpoint {mountpoint} is not empty: use an empty directory (or -o nonempty)")
+    del st
+    if not os.path.exists("/dev/fuse"):
+        raise MountError("/dev/fuse is missing: load the fuse module (`modprobe fuse`) or run with --device /dev/fuse")
+    if shutil.which("fusermount3") is None:
+        raise MountError("fusermount3 is not installed: `apt-get install fuse3`")
+
+
+def fuse_options(extra: list[str]) -> set[str]:
+    opts = set(pyfuse3.default_options)
+    opts |= {"fsname=slyfs", "subtype=slyfs"}
+    for opt in extra:
+        if opt and opt not in IGNORED_FUSE_OPTIONS and opt != "nonempty" and not opt.startswith("x-"):
+            opts.add(opt)
+    return opts
+
+
+def serve_forever(
+    mountpoint: Path,
+    root: DirNode,
+    *,
+    ttl: float,
+    options: list[str],
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Mount, call `ready`, serve until unmounted or signalled, then unmount."""
+    ops = SlyOperations(root, ttl=ttl)
+    # Block SIGINT/SIGTERM until trio's handlers are in place, so an early signal can't
+    # kill the process and leave a dead mount behind.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        pyfuse3.init(ops, str(mountpoint), fuse_options(options))
+    except RuntimeError as e:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise MountError(f"cannot mount {mountpoint}: {e}") from e
+    log.info("mounted at %s", mountpoint)
+    clean = False
+    try:
+        trio.run(_main, ready, old)
+        clean = True
+    finally:
+        pyfuse3.close(unmount=clean)
+        if not clean:
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
+        log.info("unmounted %s", mountpoint)
+
+
+async def _main(ready: Callable[[], None] | None, old_mask: set[signal.Signals]) -> None:
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+            async def watch() -> None:
+                async for sig in signals:
+                    log.info("signal %s: unmounting", signal.Signals(sig).name)
+                    pyfuse3.terminate()
+                    return
+
+            nursery.start_soon(watch)
+            if ready:
+                ready()
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+
+
+def unmount(mountpoint: Path, *, timeout: float = 10.0) -> None:
+    """Unmount (also a dead mount) and wait until the serving process has let go."""
+    r = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        lazy = subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, text=True)
+        if lazy.returncode != 0:
+            raise MountError(f"cannot unmount {mountpoint}: {r.stderr.strip() or lazy.stderr.strip()}")
+    if not wait_for_exit(mountpoint, timeout):
+        raise MountError(f"{mountpoint} is unmounted, but its slyfs process has not exited after {timeout:.0f} s")
+
+
+def pidfile_for(mountpoint: Path) -> Path:
+    """Where the serving process of a mountpoint records its pid (for `slyfs unmount` to wait on)."""
+    import hashlib
+
+    key = hashlib.sha1(str(Path(mountpoint).resolve()).encode()).hexdigest()[:16]
+    d = Path(f"/tmp/slyfs-{os.getuid()}")
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d / f"{key}.pid"
+
+
+def wait_for_exit(mountpoint: Path, timeout: float) -> bool:
+    """True once the process that served `mountpoint` has exited (or none is known)."""
+    import time
+
+    pf = pidfile_for(mountpoint)
+    try:
+        pid = int(pf.read_text())
+    except (FileNotFoundError, ValueError):
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pf.unlink(missing_ok=True)
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,283 @@
+"""pyfuse3 operations over the virtual tree: inodes, handles, attributes and kernel-cache hints.
+
+This layer knows nodes (folders and files with exact sizes), not formats. Every call that may
+touch the platform runs in a worker thread under a limiter: pyfuse3 serves all requests on
+one trio thread, and one blocking call there would stall every `ls` on the mount.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pyfuse3
+import trio
+
+from slyfs.platform.base import NotFound
+from slyfs.views.tree import DirNode, FileNode, Node
+
+log = logging.getLogger("slyfs.fs")
+T = TypeVar("T")
+
+BLOCK_SIZE = 128 * 1024  # what the kernel reads per buffered request; cp sizes its buffer by it
+
+
+@dataclass
+class Entry:
+    node: Node
+    path: tuple[str, ...]
+    lookups: int = 0
+    fetched: float = field(default_factory=time.monotonic)
+    opened_version: Any = None
+
+
+@dataclass
+class DirHandle:
+    path: tuple[str, ...]
+    entries: list[tuple[str, pyfuse3.EntryAttributes, Node]]
+
+
+class SlyOperations(pyfuse3.Operations):
+    """Read-only FUSE operations over a tree of view nodes."""
+
+    def __init__(self, root: DirNode, *, ttl: float = 5.0, threads: int = 16) -> None:
+        super().__init__()
+        self.root = root
+        self.ttl = ttl
+        self.limiter = trio.CapacityLimiter(threads)
+        self.uid = os.getuid()
+        self.gid = os.getgid()
+        self.entries: dict[int, Entry] = {pyfuse3.ROOT_INODE: Entry(root, (), lookups=1)}
+        self.inode_of: dict[tuple[str, ...], int] = {(): pyfuse3.ROOT_INODE}
+        self.handles: dict[int, Any] = {}
+        self._next_fh = 1
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call in a worker thread; platform faults become errnos, with a log line."""
+        try:
+            return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        except pyfuse3.FUSEError:
+            raise
+        except NotFound as e:
+            log.debug("not found: %s", e)
+            raise pyfuse3.FUSEError(errno.ENOENT) from e
+        except Exception as e:
+            log.error("EIO: %s: %s", type(e).__name__, e)
+            raise pyfuse3.FUSEError(errno.EIO) from e
+
+    def _inode_for(self, path: tuple[str, ...]) -> int:
+        """Stable numbers: derived from the path, so the same file keeps its inode for the
+        life of the mount even after the kernel forgot it; a (rare) collision takes the next free."""
+        ino = self.inode_of.get(path)
+        if ino is not None:
+            return ino
+        digest = hashlib.blake2b("/".join(path).encode("utf-8", "surrogateescape"), digest_size=8).digest()
+        ino = (int.from_bytes(digest, "little") & ((1 << 63) - 1)) | 2
+        while ino in self.entries and self.entries[ino].path != path:
+            ino += 1
+        return ino
+
+    def _register(self, node: Node, path: tuple[str, ...]) -> int:
+        ino = self._inode_for(path)
+        entry = self.entries.get(ino)
+        if entry is None:
+            self.entries[ino] = Entry(node, path)
+            self.inode_of[path] = ino
+        else:
+            entry.node = node
+            entry.fetched = time.monotonic()
+        return ino
+
+    def _entry(self, inode: int) -> Entry:
+        try:
+            return self.entries[inode]
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+
+    def attrs(self, node: Node, inode: int) -> pyfuse3.EntryAttributes:
+        """Attributes of a node; a file's size may render it, so call from a worker thread."""
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = inode
+        a.generation = 0
+        a.entry_timeout = self.ttl
+        a.attr_timeout = self.ttl
+        if isinstance(node, FileNode):
+            size = node.size
+            a.st_mode = stat.S_IFREG | 0o444
+            a.st_nlink = 1
+            a.st_size = size
+            a.st_blocks = (size + 511) // 512
+        else:
+            a.st_mode = stat.S_IFDIR | 0o555
+            a.st_nlink = 2
+            a.st_size = 0
+        a.st_blksize = BLOCK_SIZE
+        a.st_uid = self.uid
+        a.st_gid = self.gid
+        ns = int(node.mtime * 1e9)
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns
+        return a
+
+    def _resolve(self, path: tuple[str, ...]) -> Node:
+        node: Node = self.root
+        for name in path:
+            if not isinstance(node, DirNode):
+                raise NotFound("/".join(path))
+            nxt = node.child(name)
+            if nxt is None:
+                raise NotFound("/".join(path))
+            node = nxt
+        return node
+
+    async def _fresh(self, inode: int) -> Entry:
+        """The entry, its node re-resolved from the root once older than the TTL."""
+        entry = self._entry(inode)
+        if entry.path and time.monotonic() - entry.fetched > self.ttl:
+            entry.node = await self.run(self._resolve, entry.path)
+            entry.fetched = time.monotonic()
+        return entry
+
+    def _new_handle(self, value: Any) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self.handles[fh] = value
+        return fh
+
+    # ---- lookups and attributes ------------------------------------------------------------------
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        parent = self._entry(parent_inode)
+        sname = os.fsdecode(name)
+        if sname == ".":
+            return await self.getattr(parent_inode, ctx)
+        if sname == "..":
+            ppath = parent.path[:-1]
+            return await self.getattr(self.inode_of.get(ppath, pyfuse3.ROOT_INODE), ctx)
+        if not isinstance(parent.node, DirNode):
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        path = parent.path + (sname,)
+        pnode = parent.node
+
+        def find() -> tuple[Node | None, pyfuse3.EntryAttributes | None]:
+            node = pnode.child(sname)
+            if node is None:
+                return None, None
+            return node, self.attrs(node, self._inode_for(path))
+
+        node, attrs = await self.run(find)
+        if node is None or attrs is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        ino = self._register(node, path)
+        attrs.st_ino = ino
+        self.entries[ino].lookups += 1
+        return attrs
+
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
+        entry = await self._fresh(inode)
+        return await self.run(self.attrs, entry.node, inode)
+
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        for inode, n in inode_list:
+            entry = self.entries.get(inode)
+            if entry is None or inode == pyfuse3.ROOT_INODE:
+                continue
+            entry.lookups -= n
+            if entry.lookups <= 0:
+                del self.entries[inode]
+                if self.inode_of.get(entry.path) == inode:
+                    del self.inode_of[entry.path]
+
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = BLOCK_SIZE
+        s.f_frsize = 4096
+        s.f_namemax = 255
+        return s
+
+    # ---- folders ---------------------------------------------------------------------------------
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        entry = await self._fresh(inode)
+        node = entry.node
+        if not isinstance(node, DirNode):
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+
+        def snapshot() -> list[tuple[str, pyfuse3.EntryAttributes, Node]]:
+            # One listing per opendir: readdir cookies index into it, so they stay valid
+            # even if the platform changes while `ls` pages through.
+            return [(c.name, self.attrs(c, 0), c) for c in node.children()]
+
+        return self._new_handle(DirHandle(entry.path, await self.run(snapshot)))
+
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        handle: DirHandle = self.handles[fh]
+        for i in range(start_id, len(handle.entries)):
+            name, attrs, node = handle.entries[i]
+            path = handle.path + (name,)
+            ino = self._inode_for(path)
+            attrs.st_ino = ino
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), attrs, i + 1):
+                return
+            self._register(node, path)
+            self.entries[ino].lookups += 1
+
+    async def releasedir(self, fh: int) -> None:
+        self.handles.pop(fh, None)
+
+    # ---- files -----------------------------------------------------------------------------------
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        entry = await self._fresh(inode)
+        node = entry.node
+        if not isinstance(node, FileNode):
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        version = await self.run(lambda: node.version)
+        # Keep the page cache only while the content is the one it holds.
+        keep = entry.opened_version == version
+        entry.opened_version = version
+        return pyfuse3.FileInfo(fh=self._new_handle(node), keep_cache=keep)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        node: FileNode = self.handles[fh]
+        return await self.run(node.read, off, size)
+
+    async def release(self, fh: int) -> None:
+        self.handles.pop(fh, None)
+
+    # ---- everything that would change a view -----------------------------------------------------
+    async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def create(self, parent_inode, name, mode, flags, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mkdir(self, parent_inode, name, mode, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def unlink(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rmdir(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def symlink(self, parent_inode, name, target, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def link(self, inode, new_parent_inode, new_name, ctx):  # type: ignore[no-untyped-def]
+        raise pyfuse3.FUSEError(errno.EROFS)

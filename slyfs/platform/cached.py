@@ -1,0 +1,161 @@
+"""A caching Platform wrapper: what the mount reads goes through here.
+
+- Listings, metas and per-dataset annotation bundles live for `ttl` seconds (cachetools TTL
+  caches), so an `ls -l` of 10,000 annotation files costs one bulk call, not 10,000.
+- Concurrent misses on one key wait for a single fetch instead of each asking the platform.
+- Image bytes of a remote platform are kept on disk by content hash (immutable, so never
+  stale), bounded by `cache_size` with least-recently-used eviction. The local store is read
+  directly: its files are already on local disk.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cachetools import LRUCache, TTLCache
+
+from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, Team, Workspace
+from slyfs.platform.base import Platform
+
+T = TypeVar("T")
+
+
+class SingleFlightCache:
+    """A TTL cache whose misses fetch once per key, however many threads ask at the same time."""
+
+    def __init__(self, ttl: float, maxsize: int = 4096) -> None:
+        self._cache: TTLCache[Hashable, Any] = TTLCache(maxsize=maxsize, ttl=ttl)
+        self._lock = threading.Lock()
+        self._inflight: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable, fetch: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            key_lock = self._inflight.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            value = fetch()
+            with self._lock:
+                self._cache[key] = value
+                self._inflight.pop(key, None)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+class DiskBlobCache:
+    """Image bytes by content hash on local disk, least recently used evicted past `max_bytes`."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._sizes: LRUCache[str, int] = LRUCache(maxsize=1 << 40, getsizeof=lambda s: s)
+        for f in sorted(self.root.iterdir(), key=lambda p: p.stat().st_atime):
+            if f.name.endswith(".part"):
+                f.unlink(missing_ok=True)
+            else:
+                self._remember(f.name, f.stat().st_size)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def _remember(self, key: str, size: int) -> None:
+        with self._lock:
+            self._sizes[key] = size
+            while self._sizes.currsize > self.max_bytes and len(self._sizes) > 1:
+                old, _ = self._sizes.popitem()
+                self._path(old).unlink(missing_ok=True)
+
+    def read(self, key: str, offset: int, size: int) -> bytes | None:
+        try:
+            with open(self._path(key), "rb") as f:
+                f.seek(offset)
+                data = f.read(size)
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            self._sizes.get(key)  # touch: most recently used
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        tmp = self._path(f"{key}.{threading.get_ident()}.part")
+        tmp.write_bytes(data)
+        os.replace(tmp, self._path(key))
+        self._remember(key, len(data))
+
+
+def blob_key(hash_b64: str) -> str:
+    return hash_b64.replace("/", "_").replace("+", "-")
+
+
+class CachedPlatform:
+    """Read-side caches over a Platform. Writes go to `self.platform` and then `invalidate()`."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        ttl: float = 5.0,
+        blob_cache_dir: Path | None = None,
+        blob_cache_bytes: int = 2 << 30,
+    ) -> None:
+        self.platform = platform
+        self.ttl = ttl
+        self._lists = SingleFlightCache(ttl)
+        self._bundles = SingleFlightCache(ttl, maxsize=64)  # per-dataset images/annotations
+        self._blobs = DiskBlobCache(blob_cache_dir, blob_cache_bytes) if blob_cache_dir else None
+
+    def invalidate(self) -> None:
+        self._lists.clear()
+        self._bundles.clear()
+
+    def teams(self) -> list[Team]:
+        return self._lists.get("teams", self.platform.list_teams)
+
+    def workspaces(self, team_id: int) -> list[Workspace]:
+        return self._lists.get(("ws", team_id), lambda: self.platform.list_workspaces(team_id))
+
+    def projects(self, workspace_id: int) -> list[Project]:
+        return self._lists.get(("projects", workspace_id), lambda: self.platform.list_projects(workspace_id))
+
+    def meta(self, project_id: int) -> dict[str, Any]:
+        return self._lists.get(("meta", project_id), lambda: self.platform.get_project_meta(project_id))
+
+    def datasets(self, project_id: int) -> list[Dataset]:
+        return self._lists.get(("datasets", project_id), lambda: self.platform.list_datasets(project_id))
+
+    def images(self, dataset_id: int) -> list[ImageInfo]:
+        return self._bundles.get(("images", dataset_id), lambda: list(self.platform.iter_images(dataset_id)))
+
+    def annotations(self, dataset_id: int) -> dict[int, AnnotationInfo]:
+        """Every annotation of the dataset by image id, fetched in bulk."""
+        return self._bundles.get(
+            ("anns", dataset_id), lambda: {a.image_id: a for a in self.platform.iter_annotations(dataset_id)}
+        )
+
+    def read_image(self, image: ImageInfo, offset: int, size: int) -> bytes:
+        if self._blobs is None or not image.hash:
+            return self.platform.read_image(image.id, offset, size)
+        key = blob_key(image.hash)
+        data = self._blobs.read(key, offset, size)
+        if data is None:
+            whole = self.platform.read_image(image.id)
+            self._blobs.put(key, whole)
+            data = whole[offset : offset + size]
+        return data
+
+    def iter_all_projects(self) -> Iterator[tuple[Team, Workspace, Project]]:
+        for team in self.teams():
+            for ws in self.workspaces(team.id):
+                for p in self.projects(ws.id):
+                    yield team, ws, p

@@ -1,0 +1,543 @@
+"""The embedded local store: SQLite (WAL) for records, content-addressed files for image bytes.
+
+Layout of the data directory:
+
+    slyfs.db                 teams, workspaces, projects, datasets, images, annotations, blobs
+    blobs/ab/abcdef...       image bytes, named by the hex SHA-256 of their content
+    tmp/                     bytes being written; renamed into blobs/ once complete
+
+Crash safety: a blob file is complete before its row exists (write to tmp/, fsync, rename),
+and every multi-row change is one transaction. What a crash can leave behind is a file in
+tmp/, a blob file without a row, or a blob row no image uses; `collect_garbage` removes those
+once they are older than a grace period (so it never races a live writer in another process).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from PIL import Image
+
+from slyfs.model.entities import (
+    AnnotationInfo,
+    Dataset,
+    ImageInfo,
+    NewImage,
+    Project,
+    Team,
+    Workspace,
+)
+from slyfs.platform import links
+from slyfs.platform.base import NameConflict, NotFound, Platform, PlatformError, content_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS teams(
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces(
+    id INTEGER PRIMARY KEY, team_id INTEGER NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE(team_id, name));
+CREATE TABLE IF NOT EXISTS projects(
+    id INTEGER PRIMARY KEY, workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', meta TEXT NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}', custom_data TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE(workspace_id, name));
+CREATE TABLE IF NOT EXISTS datasets(
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    parent_id INTEGER REFERENCES datasets(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS datasets_name ON datasets(project_id, IFNULL(parent_id, 0), name);
+CREATE TABLE IF NOT EXISTS blobs(
+    hash TEXT PRIMARY KEY, size INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS images(
+    id INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, hash TEXT, link TEXT, mime TEXT, ext TEXT, size INTEGER NOT NULL DEFAULT 0,
+    width INTEGER, height INTEGER, meta TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE(dataset_id, name));
+CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
+CREATE TABLE IF NOT EXISTS annotations(
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    json TEXT NOT NULL, labels_count INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+"""
+
+EMPTY_META: dict[str, Any] = {"classes": [], "tags": [], "projectType": "images"}
+GC_GRACE_SECONDS = 3600.0
+
+
+def default_store_dir() -> Path:
+    """`SLYFS_STORE`, else the user's data dir (`~/.local/share/slyfs`)."""
+    env = os.environ.get("SLYFS_STORE")
+    return Path(env) if env else Path(platformdirs.user_data_dir("slyfs"))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def hex_of(hash_b64: str) -> str:
+    import base64
+
+    return base64.b64decode(hash_b64).hex()
+
+
+def empty_annotation(height: int | None, width: int | None) -> dict[str, Any]:
+    return {
+        "description": "",
+        "size": {"height": height, "width": width},
+        "tags": [],
+        "objects": [],
+        "customBigData": {},
+    }
+
+
+def image_header(data: bytes) -> tuple[str | None, int | None, int | None]:
+    """(mime, width, height) from the image's header; Nones when PIL cannot read it."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return Image.MIME.get(im.format or "", None), im.width, im.height
+    except Exception:
+        return None, None, None
+
+
+def split_ext(name: str) -> str | None:
+    stem, dot, ext = name.rpartition(".")
+    return ext.lower() if dot and stem else None
+
+
+class LocalStore(Platform):
+    """A Platform on a data directory. Safe for many threads and processes at once."""
+
+    def __init__(self, root: Path | str, *, create: bool = True, gc_grace: float = GC_GRACE_SECONDS) -> None:
+        self.root = Path(root)
+        if not (self.root / "slyfs.db").exists() and not create:
+            raise PlatformError(
+                f"no slyfs store at {self.root} (create one with `slyfs demo --store {self.root}`)"
+            )
+        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+        self._local = threading.local()
+        self._db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        self.collect_garbage(gc_grace)
+
+    # ---- connections -------------------------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.root / "slyfs.db", timeout=30.0, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def _one(self, sql: str, args: tuple[Any, ...], what: str) -> sqlite3.Row:
+        row = self._db.execute(sql, args).fetchone()
+        if row is None:
+            raise NotFound(f"{what} not found")
+        return row
+
+    # ---- teams, workspaces, projects ---------------------------------------------------------
+    def create_team(self, name: str, description: str = "") -> Team:
+        ts = now_iso()
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO teams(name, description, created_at, updated_at) VALUES (?,?,?,?)",
+                (name, description, ts, ts),
+            )
+        return self.get_team(cur.lastrowid or 0)
+
+    def get_team(self, team_id: int) -> Team:
+        return Team(**dict(self._one("SELECT * FROM teams WHERE id=?", (team_id,), f"team {team_id}")))
+
+    def list_teams(self) -> list[Team]:
+        return [Team(**dict(r)) for r in self._db.execute("SELECT * FROM teams ORDER BY id")]
+
+    def list_workspaces(self, team_id: int) -> list[Workspace]:
+        rows = self._db.execute("SELECT * FROM workspaces WHERE team_id=? ORDER BY id", (team_id,))
+        return [Workspace(**dict(r)) for r in rows]
+
+    def get_workspace(self, workspace_id: int) -> Workspace:
+        row = self._one("SELECT * FROM workspaces WHERE id=?", (workspace_id,), f"workspace {workspace_id}")
+        return Workspace(**dict(row))
+
+    def create_workspace(self, team_id: int, name: str, description: str = "") -> Workspace:
+        ts = now_iso()
+        with self._write() as db:
+            self._exists(db, "teams", team_id)
+            cur = db.execute(
+                "INSERT INTO workspaces(team_id, name, description, created_at, updated_at) VALUES (?,?,?,?,?)",
+                (team_id, name, description, ts, ts),
+            )
+        return self.get_workspace(cur.lastrowid or 0)
+
+    _PROJECT_SQL = """
+        SELECT p.id, p.name, p.workspace_id, w.team_id, p.description, p.settings, p.custom_data,
+               p.created_at, p.updated_at,
+               (SELECT COUNT(*) FROM datasets d WHERE d.project_id=p.id) AS datasets_count,
+               (SELECT COUNT(*) FROM images i JOIN datasets d ON i.dataset_id=d.id
+                 WHERE d.project_id=p.id) AS images_count
+        FROM projects p JOIN workspaces w ON p.workspace_id=w.id
+    """
+
+    @staticmethod
+    def _project(row: sqlite3.Row) -> Project:
+        d = dict(row)
+        d["settings"] = json.loads(d["settings"])
+        d["custom_data"] = json.loads(d["custom_data"])
+        return Project(**d)
+
+    def list_projects(self, workspace_id: int) -> list[Project]:
+        rows = self._db.execute(self._PROJECT_SQL + " WHERE p.workspace_id=? ORDER BY p.id", (workspace_id,))
+        return [self._project(r) for r in rows]
+
+    def get_project(self, project_id: int) -> Project:
+        row = self._one(self._PROJECT_SQL + " WHERE p.id=?", (project_id,), f"project {project_id}")
+        return self._project(row)
+
+    def create_project(self, workspace_id: int, name: str, description: str = "") -> Project:
+        ts = now_iso()
+        with self._write() as db:
+            self._exists(db, "workspaces", workspace_id)
+            if db.execute(
+                "SELECT 1 FROM projects WHERE workspace_id=? AND name=?", (workspace_id, name)
+            ).fetchone():
+                raise NameConflict(f"project name {name!r} is already taken in workspace {workspace_id}", [name])
+            cur = db.execute(
+                "INSERT INTO projects(workspace_id, name, description, meta, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (workspace_id, name, description, json.dumps(EMPTY_META), ts, ts),
+            )
+        return self.get_project(cur.lastrowid or 0)
+
+    def update_project_settings(self, project_id: int, settings: dict[str, Any]) -> None:
+        with self._write() as db:
+            self._exists(db, "projects", project_id)
+            db.execute("UPDATE projects SET settings=? WHERE id=?", (json.dumps(settings), project_id))
+
+    def get_project_meta(self, project_id: int) -> dict[str, Any]:
+        row = self._one("SELECT meta FROM projects WHERE id=?", (project_id,), f"project {project_id}")
+        return json.loads(row["meta"])
+
+    def update_project_meta(self, project_id: int, meta: dict[str, Any]) -> dict[str, Any]:
+        with self._write() as db:
+            self._exists(db, "projects", project_id)
+            db.execute(
+                "UPDATE projects SET meta=?, updated_at=? WHERE id=?", (json.dumps(meta), now_iso(), project_id)
+            )
+        return self.get_project_meta(project_id)
+
+    def remove_project(self, project_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM projects WHERE id=?", (project_id,))
+
+    # ---- datasets ----------------------------------------------------------------------------
+    _DATASET_SQL = """
+        SELECT d.*, (SELECT COUNT(*) FROM images i WHERE i.dataset_id=d.id) AS images_count
+        FROM datasets d
+    """
+
+    @staticmethod
+    def _dataset(row: sqlite3.Row) -> Dataset:
+        d = dict(row)
+        d["items_count"] = d["images_count"]
+        return Dataset(**d)
+
+    def list_datasets(self, project_id: int) -> list[Dataset]:
+        rows = self._db.execute(self._DATASET_SQL + " WHERE d.project_id=? ORDER BY d.id", (project_id,))
+        return [self._dataset(r) for r in rows]
+
+    def get_dataset(self, dataset_id: int) -> Dataset:
+        return self._dataset(self._one(self._DATASET_SQL + " WHERE d.id=?", (dataset_id,), f"dataset {dataset_id}"))
+
+    def create_dataset(
+        self, project_id: int, name: str, parent_id: int | None = None, description: str = ""
+    ) -> Dataset:
+        ts = now_iso()
+        with self._write() as db:
+            self._exists(db, "projects", project_id)
+            if parent_id is not None:
+                parent = db.execute("SELECT project_id FROM datasets WHERE id=?", (parent_id,)).fetchone()
+                if parent is None or parent["project_id"] != project_id:
+                    raise NotFound(f"parent dataset {parent_id} not found in project {project_id}")
+            try:
+                cur = db.execute(
+                    "INSERT INTO datasets(project_id, parent_id, name, description, created_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (project_id, parent_id, name, description, ts, ts),
+                )
+            except sqlite3.IntegrityError as e:
+                raise NameConflict(f"dataset name {name!r} is already taken", [name]) from e
+            self._touch_project(db, project_id, ts)
+        return self.get_dataset(cur.lastrowid or 0)
+
+    def remove_dataset(self, dataset_id: int) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+            db.execute("DELETE FROM datasets WHERE id=?", (dataset_id,))
+            if row:
+                self._touch_project(db, row["project_id"], now_iso())
+
+    # ---- images ------------------------------------------------------------------------------
+    _IMAGE_SQL = """
+        SELECT i.*, IFNULL(a.labels_count, 0) AS labels_count FROM images i
+        LEFT JOIN annotations a ON a.image_id=i.id
+    """
+
+    @staticmethod
+    def _image(row: sqlite3.Row) -> ImageInfo:
+        d = dict(row)
+        d["meta"] = json.loads(d["meta"])
+        return ImageInfo(**d)
+
+    def iter_images(self, dataset_id: int, page_size: int = 500) -> Iterator[ImageInfo]:
+        last = 0
+        while True:
+            rows = self._db.execute(
+                self._IMAGE_SQL + " WHERE i.dataset_id=? AND i.id>? ORDER BY i.id LIMIT ?",
+                (dataset_id, last, page_size),
+            ).fetchall()
+            for r in rows:
+                yield self._image(r)
+            if len(rows) < page_size:
+                return
+            last = rows[-1]["id"]
+
+    def get_image(self, image_id: int) -> ImageInfo:
+        return self._image(self._one(self._IMAGE_SQL + " WHERE i.id=?", (image_id,), f"image {image_id}"))
+
+    def blob_path(self, hash_b64: str) -> Path:
+        h = hex_of(hash_b64)
+        return self.root / "blobs" / h[:2] / h
+
+    def read_image(self, image_id: int, offset: int = 0, size: int = -1) -> bytes:
+        row = self._one("SELECT hash, link FROM images WHERE id=?", (image_id,), f"image {image_id}")
+        if row["hash"]:
+            with open(self.blob_path(row["hash"]), "rb") as f:
+                f.seek(offset)
+                return f.read(size)
+        return links.read_range(row["link"], offset, size)
+
+    def existing_hashes(self, hashes: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self._db.execute(f"SELECT hash FROM blobs WHERE hash IN ({marks})", chunk))
+        return found
+
+    def upload_blobs(self, blobs: list[bytes]) -> list[str]:
+        hashes = []
+        for data in blobs:
+            h = content_hash(data)
+            hashes.append(h)
+            path = self.blob_path(h)
+            if not path.exists():
+                path.parent.mkdir(exist_ok=True)
+                tmp = self.root / "tmp" / f"{path.name}.{os.getpid()}.{threading.get_ident()}"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO blobs(hash, size, created) VALUES (?,?,?)"
+                    " ON CONFLICT(hash) DO UPDATE SET created=excluded.created",
+                    (h, len(data), time.time()),
+                )
+        return hashes
+
+    def add_images(self, dataset_id: int, images: list[NewImage]) -> list[ImageInfo]:
+        names = [im.name for im in images]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise NameConflict(f"image names repeat within the request: {', '.join(dupes)}", dupes)
+        rows = []
+        for im in images:
+            if (im.hash is None) == (im.link is None):
+                raise PlatformError(f"image {im.name!r}: give exactly one of hash and link")
+            if im.hash is not None:
+                path = self.blob_path(im.hash)
+                if not path.exists():
+                    raise NotFound(f"image {im.name!r}: no uploaded bytes with hash {im.hash}")
+                size = path.stat().st_size
+                with open(path, "rb") as f:
+                    mime, width, height = image_header(f.read(1 << 20))
+            else:
+                assert im.link is not None
+                probe = links.probe(im.link)
+                size, mime, width, height = probe.size, probe.mime, probe.width, probe.height
+            rows.append((im, size, mime, width, height))
+        ts = now_iso()
+        with self._write() as db:
+            ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+            if ds is None:
+                raise NotFound(f"dataset {dataset_id} not found")
+            taken = []
+            for start in range(0, len(names), 500):
+                chunk = names[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                taken += [
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT name FROM images WHERE dataset_id=? AND name IN ({marks})", (dataset_id, *chunk)
+                    )
+                ]
+            if taken:
+                raise NameConflict(f"image names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
+            ids = []
+            for im, size, mime, width, height in rows:
+                cur = db.execute(
+                    "INSERT INTO images(dataset_id, name, hash, link, mime, ext, size, width, height, meta,"
+                    " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (dataset_id, im.name, im.hash, im.link, mime, split_ext(im.name), size, width, height,
+                     json.dumps(im.meta), ts, ts),
+                )
+                ids.append(cur.lastrowid)
+            self._touch_dataset(db, dataset_id, ds["project_id"], ts)
+        return [self.get_image(i) for i in ids]
+
+    def remove_images(self, image_ids: list[int]) -> None:
+        ts = now_iso()
+        with self._write() as db:
+            for image_id in image_ids:
+                row = db.execute(
+                    "SELECT i.dataset_id, d.project_id FROM images i JOIN datasets d ON d.id=i.dataset_id"
+                    " WHERE i.id=?",
+                    (image_id,),
+                ).fetchone()
+                if row:
+                    db.execute("DELETE FROM images WHERE id=?", (image_id,))
+                    self._touch_dataset(db, row["dataset_id"], row["project_id"], ts)
+
+    # ---- annotations -------------------------------------------------------------------------
+    def iter_annotations(
+        self, dataset_id: int, image_ids: list[int] | None = None
+    ) -> Iterator[AnnotationInfo]:
+        sql = """SELECT i.id, i.name, i.width, i.height, i.created_at AS icreated, i.updated_at AS iupdated,
+                        a.json, a.created_at, a.updated_at
+                 FROM images i LEFT JOIN annotations a ON a.image_id=i.id WHERE i.dataset_id=?"""
+        if image_ids is None:
+            chunks: list[list[int] | None] = [None]
+        else:
+            chunks = [image_ids[s : s + 500] for s in range(0, len(image_ids), 500)]
+        for chunk in chunks:
+            args: tuple[Any, ...] = (dataset_id,)
+            q = sql
+            if chunk is not None:
+                q += f" AND i.id IN ({','.join('?' * len(chunk))})"
+                args += tuple(chunk)
+            for r in self._db.execute(q + " ORDER BY i.id", args).fetchall():
+                ann = json.loads(r["json"]) if r["json"] else empty_annotation(r["height"], r["width"])
+                yield AnnotationInfo(
+                    image_id=r["id"],
+                    image_name=r["name"],
+                    dataset_id=dataset_id,
+                    annotation=ann,
+                    created_at=r["created_at"] or r["icreated"],
+                    updated_at=r["updated_at"] or r["iupdated"],
+                )
+
+    def set_annotations(self, dataset_id: int, annotations: list[tuple[int, dict[str, Any]]]) -> None:
+        ts = now_iso()
+        with self._write() as db:
+            ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+            if ds is None:
+                raise NotFound(f"dataset {dataset_id} not found")
+            for image_id, ann in annotations:
+                known = db.execute("SELECT 1 FROM images WHERE id=? AND dataset_id=?", (image_id, dataset_id))
+                if not known.fetchone():
+                    raise NotFound(f"image {image_id} not found in dataset {dataset_id}")
+                db.execute(
+                    "INSERT INTO annotations(image_id, json, labels_count, created_at, updated_at)"
+                    " VALUES (?,?,?,?,?) ON CONFLICT(image_id) DO UPDATE SET json=excluded.json,"
+                    " labels_count=excluded.labels_count, updated_at=excluded.updated_at",
+                    (image_id, json.dumps(ann), len(ann.get("objects") or []), ts, ts),
+                )
+                db.execute("UPDATE images SET updated_at=? WHERE id=?", (ts, image_id))
+            self._touch_dataset(db, dataset_id, ds["project_id"], ts)
+
+    # ---- housekeeping ------------------------------------------------------------------------
+    @staticmethod
+    def _exists(db: sqlite3.Connection, table: str, row_id: int) -> None:
+        if not db.execute(f"SELECT 1 FROM {table} WHERE id=?", (row_id,)).fetchone():
+            raise NotFound(f"{table[:-1]} {row_id} not found")
+
+    @staticmethod
+    def _touch_project(db: sqlite3.Connection, project_id: int, ts: str) -> None:
+        db.execute("UPDATE projects SET updated_at=? WHERE id=?", (ts, project_id))
+
+    def _touch_dataset(self, db: sqlite3.Connection, dataset_id: int, project_id: int, ts: str) -> None:
+        db.execute("UPDATE datasets SET updated_at=? WHERE id=?", (ts, dataset_id))
+        self._touch_project(db, project_id, ts)
+
+    def collect_garbage(self, grace: float = GC_GRACE_SECONDS) -> int:
+        """Remove what crashed writers left, once older than `grace` seconds; returns files removed."""
+        cutoff = time.time() - grace
+        removed = 0
+        for tmp in (self.root / "tmp").iterdir():
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        with self._write() as db:
+            stale = [
+                r[0]
+                for r in db.execute(
+                    "SELECT hash FROM blobs WHERE created<? AND NOT EXISTS"
+                    " (SELECT 1 FROM images WHERE images.hash=blobs.hash)",
+                    (cutoff,),
+                )
+            ]
+            for h in stale:
+                db.execute("DELETE FROM blobs WHERE hash=?", (h,))
+        for h in stale:
+            self.blob_path(h).unlink(missing_ok=True)
+            removed += 1
+        known = {hex_of(r[0]) for r in self._db.execute("SELECT hash FROM blobs")}
+        for sub in (self.root / "blobs").iterdir():
+            for f in sub.iterdir():
+                if f.name not in known and f.stat().st_mtime < cutoff:
+                    f.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` ... COMMIT/ROLLBACK: takes the write lock up front, so two writers queue."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

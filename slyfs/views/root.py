@@ -1,0 +1,97 @@
+"""The top of the tree: README.txt, then <team>/<workspace>/<project>/<view>/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slyfs.model.entities import Project, Team, Workspace, parse_time
+from slyfs.views.sly import SlyProjectDir
+from slyfs.views.tree import DirNode, IndexedDir, Node, TextFile, ViewContext, escape_name
+
+# Each project folder shows one sub-folder per view; further views register here.
+ProjectView = Callable[[ViewContext, Project], DirNode]
+PROJECT_VIEWS: dict[str, ProjectView] = {
+    "sly": lambda ctx, p: SlyProjectDir(ctx, p),
+}
+
+README = """\
+slyfs: your labeling platform as a filesystem
+=============================================
+
+<team>/<workspace>/<project>/
+    sly/       Supervisely Format, exactly as the official SDK downloads a project:
+               meta.json, <dataset>/img/<image>, <dataset>/ann/<image>.json,
+               nested datasets under <dataset>/datasets/<child>/
+{extra_views}
+Everything under the teams is read-only and generated on read from live platform data;
+it follows changes within the mount's --ttl. Image bytes are the platform's own bytes.
+
+Names that cannot be path components are escaped: '/' as %2F, NUL as %00, '%' as %25,
+'.' and '..' as %2E and %2E%2E. Siblings with the same name get a suffix: a~2.jpg.
+
+Copy out with cp -r or rsync -a; unmount with `slyfs unmount <mountpoint>` or fusermount3 -u.
+"""
+
+VIEW_HELP: dict[str, str] = {}
+
+
+def readme_text() -> str:
+    extra = "".join(f"    {name + '/':<10} {VIEW_HELP[name]}\n" for name in PROJECT_VIEWS if name in VIEW_HELP)
+    return README.format(extra_views=extra)
+
+
+class RootDir(DirNode):
+    """The mount's root. `extra` adds top-level folders such as `import/`."""
+
+    def __init__(self, ctx: ViewContext, extra: Callable[[], list[Node]] | None = None) -> None:
+        super().__init__("", 0.0)
+        self.ctx = ctx
+        self.extra = extra
+
+    def children(self) -> list[Node]:
+        nodes: list[Node] = [TextFile("README.txt", readme_text())]
+        if self.extra:
+            nodes += self.extra()
+        nodes += TeamsDir(self.ctx).children()
+        return nodes
+
+    def child(self, name: str) -> Node | None:
+        for node in self.children():
+            if node.name == name:
+                return node
+        return None
+
+
+class TeamsDir(IndexedDir):
+    def __init__(self, ctx: ViewContext) -> None:
+        super().__init__("", 0.0, ctx, ("teams",))
+
+    def build(self) -> list[Node]:
+        return [TeamDir(self.ctx, t) for t in self.ctx.platform.teams()]
+
+
+class TeamDir(IndexedDir):
+    def __init__(self, ctx: ViewContext, team: Team) -> None:
+        super().__init__(escape_name(team.name), parse_time(team.updated_at), ctx, ("team", team.id))
+        self.team = team
+
+    def build(self) -> list[Node]:
+        return [WorkspaceDir(self.ctx, w) for w in self.ctx.platform.workspaces(self.team.id)]
+
+
+class WorkspaceDir(IndexedDir):
+    def __init__(self, ctx: ViewContext, ws: Workspace) -> None:
+        super().__init__(escape_name(ws.name), parse_time(ws.updated_at), ctx, ("ws", ws.id))
+        self.ws = ws
+
+    def build(self) -> list[Node]:
+        return [ProjectDir(self.ctx, p) for p in self.ctx.platform.projects(self.ws.id)]
+
+
+class ProjectDir(IndexedDir):
+    def __init__(self, ctx: ViewContext, project: Project) -> None:
+        super().__init__(escape_name(project.name), parse_time(project.updated_at), ctx, ("project", project.id))
+        self.project = project
+
+    def build(self) -> list[Node]:
+        return [make(self.ctx, self.project) for make in PROJECT_VIEWS.values()]
