@@ -1,0 +1,73 @@
+"""The data model: platform entities and Supervisely Format (meta, annotations, geometries, bitmaps)."""
+
+from slyfs.model.annotation import AnnObject, Annotation, Label, Tag
+from slyfs.model.bitmap import decode_alpha_mask, decode_bitmap, encode_alpha_mask, encode_bitmap
+from slyfs.model.entities import (
+    AnnotationInfo,
+    Dataset,
+    ImageInfo,
+    NewImage,
+    Project,
+    Team,
+    Workspace,
+    parse_time,
+)
+from slyfs.model.errors import FormatError
+from slyfs.model.geometry import (
+    SHAPES,
+    AlphaMask,
+    Bitmap,
+    Cuboid,
+    Cuboid2d,
+    Geometry,
+    Graph,
+    MultiPolygon,
+    OpaqueGeometry,
+    OrientedBBox,
+    Point,
+    Polygon,
+    Polyline,
+    Rectangle,
+    check_bounds,
+    parse_geometry,
+)
+from slyfs.model.meta import ObjClass, ProjectMeta, TagMeta
+
+__all__ = [
+    "SHAPES",
+    "AlphaMask",
+    "AnnObject",
+    "Annotation",
+    "AnnotationInfo",
+    "Bitmap",
+    "Cuboid",
+    "Cuboid2d",
+    "Dataset",
+    "FormatError",
+    "Geometry",
+    "Graph",
+    "ImageInfo",
+    "Label",
+    "MultiPolygon",
+    "NewImage",
+    "ObjClass",
+    "OpaqueGeometry",
+    "OrientedBBox",
+    "Point",
+    "Polygon",
+    "Polyline",
+    "Project",
+    "ProjectMeta",
+    "Rectangle",
+    "Tag",
+    "TagMeta",
+    "Team",
+    "Workspace",
+    "check_bounds",
+    "decode_alpha_mask",
+    "decode_bitmap",
+    "encode_alpha_mask",
+    "encode_bitmap",
+    "parse_geometry",
+    "parse_time",
+]
