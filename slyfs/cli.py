@@ -12,7 +12,7 @@ from pathlib import Path
 
 import platformdirs
 
-COMMANDS = ("mount", "unmount", "serve", "demo")
+COMMANDS = ("mount", "unmount", "status", "serve", "demo")
 
 
 def parse_size(text: str) -> int:
@@ -66,8 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ttl", type=float, default=5.0, help="seconds listings and generated files may be stale")
     m.add_argument("--cache-dir", type=Path, default=Path(platformdirs.user_cache_dir("slyfs")))
     m.add_argument("--cache-size", type=parse_size, default=parse_size("2G"), help="on-disk cache bound, e.g. 2G")
+    m.add_argument("--staging-dir", type=Path, help="staging for import/ (default: <cache-dir>/import)")
+    m.add_argument("--settle", type=float, default=3.0, help="seconds a folder in import/ must rest before its import")
+    m.add_argument("--on-conflict", choices=["error", "rename", "replace"], default="error",
+                   help="an imported image whose name exists in the dataset with other bytes")
     m.add_argument("-v", "--verbose", action="store_true")
     m.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+    st = sub.add_parser("status", help="show pending, running and finished imports (--wait: until all are done)")
+    st.add_argument("mountpoint", type=Path, nargs="?", help="a mount (default: every running mount)")
+    st.add_argument("--staging-dir", type=Path, help="read this staging dir's jobs instead")
+    st.add_argument("--wait", action="store_true", help="block until no import is pending or running; 1 if one failed")
+    st.add_argument("--timeout", type=float, default=0, help="with --wait: give up after this many seconds (0: never)")
 
     u = sub.add_parser("unmount", help="unmount MOUNTPOINT (also a dead mount)")
     u.add_argument("mountpoint", type=Path)
@@ -121,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_mount(args)
         if args.command == "unmount":
             return cmd_unmount(args)
+        if args.command == "status":
+            from slyfs.status import cmd_status
+
+            return cmd_status(args)
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "demo":
@@ -197,7 +211,8 @@ def spawn_background(args: argparse.Namespace, mountpoint: Path) -> int:
 
 
 def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) -> int:
-    from slyfs.fs.mount import MountError, pidfile_for, serve_forever
+    from slyfs.fs.dropzone import DropZone
+    from slyfs.fs.mount import MountError, pidfile_for, register_mount, serve_forever
     from slyfs.platform.base import PlatformError
     from slyfs.platform.cached import CachedPlatform
     from slyfs.views.root import RootDir
@@ -211,20 +226,25 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
     blob_dir = args.cache_dir / "blobs" if token else None
     cached = CachedPlatform(platform, ttl=args.ttl, blob_cache_dir=blob_dir, blob_cache_bytes=args.cache_size)
     ctx = ViewContext(cached)
-    root = RootDir(ctx)
+    staging = args.staging_dir or args.cache_dir / "import"
+    zone = DropZone(staging, ctx, platform, settle=args.settle, on_conflict=args.on_conflict)
+    root = RootDir(ctx, extra=lambda: [zone.root()])
     pidfile = pidfile_for(mountpoint)
 
     def ready() -> None:
+        # Runs on the FUSE loop once mounted: nothing here may touch the mountpoint itself.
         pidfile.write_text(str(os.getpid()))
+        register_mount(pidfile, mountpoint, staging)
         if args.ready_fd is not None:
             os.write(args.ready_fd, b"ready\n")
             os.close(args.ready_fd)
 
     try:
-        serve_forever(mountpoint, root, ttl=args.ttl, options=fuse_opts, ready=ready)
+        serve_forever(mountpoint, root, ttl=args.ttl, options=fuse_opts, ready=ready, background=[zone.run])
     except MountError as e:
         return fail(args, str(e))
     finally:
+        zone.close()
         platform.close()
     return 0
 

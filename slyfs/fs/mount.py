@@ -9,7 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pyfuse3
@@ -71,8 +71,11 @@ def serve_forever(
     ttl: float,
     options: list[str],
     ready: Callable[[], None] | None = None,
+    background: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> None:
-    """Mount, call `ready`, serve until unmounted or signalled, then unmount."""
+    """Mount, call `ready`, serve until unmounted or signalled, then unmount.
+
+    `background` tasks (the import runner) run beside the FUSE loop and end with it."""
     ops = SlyOperations(root, ttl=ttl)
     # Block SIGINT/SIGTERM until trio's handlers are in place, so an early signal can't
     # kill the process and leave a dead mount behind.
@@ -85,7 +88,7 @@ def serve_forever(
     log.info("mounted at %s", mountpoint)
     clean = False
     try:
-        trio.run(_main, ready, old)
+        trio.run(_main, ready, old, background or [])
         clean = True
     finally:
         pyfuse3.close(unmount=clean)
@@ -94,7 +97,11 @@ def serve_forever(
         log.info("unmounted %s", mountpoint)
 
 
-async def _main(ready: Callable[[], None] | None, old_mask: set[signal.Signals]) -> None:
+async def _main(
+    ready: Callable[[], None] | None,
+    old_mask: set[signal.Signals],
+    background: list[Callable[[], Awaitable[None]]],
+) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -106,6 +113,8 @@ async def _main(ready: Callable[[], None] | None, old_mask: set[signal.Signals])
                     return
 
             nursery.start_soon(watch)
+            for task in background:
+                nursery.start_soon(task)
             if ready:
                 ready()
             await pyfuse3.main()
@@ -127,7 +136,8 @@ def pidfile_for(mountpoint: Path) -> Path:
     """Where the serving process of a mountpoint records its pid (for `slyfs unmount` to wait on)."""
     import hashlib
 
-    key = hashlib.sha1(str(Path(mountpoint).resolve()).encode()).hexdigest()[:16]
+    # abspath, never resolve(): resolving a path on our own mount from the serving process deadlocks.
+    key = hashlib.sha1(os.path.abspath(mountpoint).encode()).hexdigest()[:16]
     d = Path(f"/tmp/slyfs-{os.getuid()}")
     d.mkdir(mode=0o700, exist_ok=True)
     return d / f"{key}.pid"
@@ -151,3 +161,27 @@ def wait_for_exit(mountpoint: Path, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def register_mount(pidfile: Path, mountpoint: Path, staging: Path) -> None:
+    """Tell `slyfs status` where this mount stages its imports."""
+    import json
+
+    pidfile.with_suffix(".json").write_text(
+        json.dumps({"mountpoint": str(mountpoint), "staging": str(staging), "pid": os.getpid()})
+    )
+
+
+def running_mounts() -> list[dict[str, str]]:
+    """The mounts registered by live slyfs processes of this user."""
+    import json
+
+    out = []
+    for f in Path(f"/tmp/slyfs-{os.getuid()}").glob("*.json"):
+        try:
+            info = json.loads(f.read_text())
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError):
+            continue
+        out.append(info)
+    return out

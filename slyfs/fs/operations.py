@@ -20,12 +20,15 @@ from typing import Any, TypeVar
 import pyfuse3
 import trio
 
+from slyfs.fs.dropzone import READ_ONLY_NAMES, StagedDir, StagedFile
 from slyfs.platform.base import NotFound
 from slyfs.views.tree import DirNode, FileNode, Node
 
 log = logging.getLogger("slyfs.fs")
 T = TypeVar("T")
 
+RENAME_NOREPLACE = 1  # linux/fs.h; GNU mv passes it
+RENAME_EXCHANGE = 2
 BLOCK_SIZE = 128 * 1024  # what the kernel reads per buffered request; cp sizes its buffer by it
 
 
@@ -69,6 +72,11 @@ class SlyOperations(pyfuse3.Operations):
         except NotFound as e:
             log.debug("not found: %s", e)
             raise pyfuse3.FUSEError(errno.ENOENT) from e
+        except OSError as e:
+            if e.errno:  # local disk (staging): ENOSPC, EEXIST, ENOTEMPTY ... reach the caller as they are
+                raise pyfuse3.FUSEError(e.errno) from e
+            log.error("EIO: %s: %s", type(e).__name__, e)
+            raise pyfuse3.FUSEError(errno.EIO) from e
         except Exception as e:
             log.error("EIO: %s: %s", type(e).__name__, e)
             raise pyfuse3.FUSEError(errno.EIO) from e
@@ -126,6 +134,11 @@ class SlyOperations(pyfuse3.Operations):
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns
         return a
 
+    def node_attrs(self, node: Node, inode: int) -> pyfuse3.EntryAttributes:
+        if isinstance(node, StagedFile | StagedDir):
+            return self._staged_attrs(node, inode)
+        return self.attrs(node, inode)
+
     def _resolve(self, path: tuple[str, ...]) -> Node:
         node: Node = self.root
         for name in path:
@@ -169,7 +182,7 @@ class SlyOperations(pyfuse3.Operations):
             node = pnode.child(sname)
             if node is None:
                 return None, None
-            return node, self.attrs(node, self._inode_for(path))
+            return node, self.node_attrs(node, self._inode_for(path))
 
         node, attrs = await self.run(find)
         if node is None or attrs is None:
@@ -181,7 +194,7 @@ class SlyOperations(pyfuse3.Operations):
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
         entry = await self._fresh(inode)
-        return await self.run(self.attrs, entry.node, inode)
+        return await self.run(self.node_attrs, entry.node, inode)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for inode, n in inode_list:
@@ -211,7 +224,7 @@ class SlyOperations(pyfuse3.Operations):
         def snapshot() -> list[tuple[str, pyfuse3.EntryAttributes, Node]]:
             # One listing per opendir: readdir cookies index into it, so they stay valid
             # even if the platform changes while `ls` pages through.
-            return [(c.name, self.attrs(c, 0), c) for c in node.children()]
+            return [(c.name, self.node_attrs(c, 0), c) for c in node.children()]
 
         return self._new_handle(DirHandle(entry.path, await self.run(snapshot)))
 
@@ -232,10 +245,12 @@ class SlyOperations(pyfuse3.Operations):
 
     # ---- files -----------------------------------------------------------------------------------
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
-            raise pyfuse3.FUSEError(errno.EROFS)
         entry = await self._fresh(inode)
         node = entry.node
+        if isinstance(node, StagedFile):
+            return await self._open_staged(node, flags)
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+            raise pyfuse3.FUSEError(errno.EROFS)
         if not isinstance(node, FileNode):
             raise pyfuse3.FUSEError(errno.EISDIR)
         version = await self.run(lambda: node.version)
@@ -244,40 +259,213 @@ class SlyOperations(pyfuse3.Operations):
         entry.opened_version = version
         return pyfuse3.FileInfo(fh=self._new_handle(node), keep_cache=keep)
 
+    async def _open_staged(self, node: StagedFile, flags: int) -> pyfuse3.FileInfo:
+        writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND))
+        if writing and not node.writable:
+            raise pyfuse3.FUSEError(errno.EACCES)
+        fd = await self.run(os.open, node.path, flags & ~(os.O_CREAT | os.O_EXCL))
+        if writing:
+            node.zone.opened(node.path)
+        truncated = bool(flags & os.O_TRUNC)
+        if truncated:
+            node.zone.changed(node.path)
+        handle = StagedHandle(fd, node, wrote=truncated, writing=writing)
+        return pyfuse3.FileInfo(fh=self._new_handle(handle), direct_io=True)
+
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        node: FileNode = self.handles[fh]
-        return await self.run(node.read, off, size)
+        handle = self.handles[fh]
+        if isinstance(handle, StagedHandle):
+            return await self.run(os.pread, handle.fd, size, off)
+        return await self.run(handle.read, off, size)
 
     async def release(self, fh: int) -> None:
-        self.handles.pop(fh, None)
+        handle = self.handles.pop(fh, None)
+        if isinstance(handle, StagedHandle):
+            await self.run(os.close, handle.fd)
+            if handle.writing:
+                handle.node.zone.closed(handle.node.path, handle.wrote)
 
-    # ---- everything that would change a view -----------------------------------------------------
-    async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+    # ---- writing: only below import/, everything else is EROFS ------------------------------------
+    async def _staged_dir(self, inode: int) -> tuple[Entry, StagedDir]:
+        entry = await self._fresh(inode)
+        if not isinstance(entry.node, StagedDir):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        return entry, entry.node
 
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        raise pyfuse3.FUSEError(errno.EROFS)
+    @staticmethod
+    def _component(name: bytes) -> str:
+        sname = os.fsdecode(name)
+        if sname in ("", ".", "..") or "/" in sname or "\0" in sname:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return sname
+
+    def _staged_attrs(self, node: StagedFile | StagedDir, inode: int) -> pyfuse3.EntryAttributes:
+        """Attributes from the staged file itself (it changes as it is written)."""
+        try:
+            st = os.stat(node.path)
+        except FileNotFoundError:
+            if isinstance(node, StagedFile):
+                raise NotFound(str(node.path)) from None
+            st = None  # a workspace folder before its first import
+        a = self.attrs(node, inode) if isinstance(node, StagedDir) else pyfuse3.EntryAttributes()
+        a.st_ino = inode
+        # Staged files change under us (status files, imports clearing staging): no caching.
+        a.entry_timeout = a.attr_timeout = 0
+        a.st_uid, a.st_gid, a.st_blksize = self.uid, self.gid, BLOCK_SIZE
+        if isinstance(node, StagedFile):
+            a.st_mode = stat.S_IFREG | (0o644 if node.writable else 0o444)
+            a.st_nlink = 1
+            a.st_size = st.st_size if st else 0
+            a.st_blocks = (a.st_size + 511) // 512
+        else:
+            a.st_mode = stat.S_IFDIR | 0o755
+        if st is not None:
+            a.st_atime_ns, a.st_mtime_ns, a.st_ctime_ns = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+        return a
+
+    async def _new_entry(self, parent: Entry, name: str, node: StagedFile | StagedDir) -> pyfuse3.EntryAttributes:
+        path = parent.path + (name,)
+        ino = self._register(node, path)
+        self.entries[ino].lookups += 1
+        return self._staged_attrs(node, ino)
 
     async def create(self, parent_inode, name, mode, flags, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        parent, pdir = await self._staged_dir(parent_inode)
+        sname = self._component(name)
+        path = pdir.path / sname
+        if sname in READ_ONLY_NAMES:
+            raise pyfuse3.FUSEError(errno.EACCES)
+
+        def make() -> tuple[int, StagedFile]:
+            pdir.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, (flags & ~os.O_APPEND) | os.O_CREAT, 0o644)
+            return fd, StagedFile(path, pdir.zone)
+
+        fd, node = await self.run(make)
+        attrs = await self._new_entry(parent, sname, node)
+        pdir.zone.opened(path)
+        pdir.zone.changed(path)
+        handle = StagedHandle(fd, node, wrote=True)
+        return pyfuse3.FileInfo(fh=self._new_handle(handle), direct_io=True), attrs
 
     async def mkdir(self, parent_inode, name, mode, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        parent, pdir = await self._staged_dir(parent_inode)
+        sname = self._component(name)
+        path = pdir.path / sname
 
-    async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        def make() -> StagedDir:
+            pdir.path.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+            return StagedDir(sname, path, pdir.zone)
+
+        node = await self.run(make)
+        pdir.zone.changed(path)
+        return await self._new_entry(parent, sname, node)
 
     async def unlink(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        _, pdir = await self._staged_dir(parent_inode)
+        path = pdir.path / self._component(name)
+        await self.run(os.unlink, path)
+        pdir.zone.changed(path)
 
     async def rmdir(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        _, pdir = await self._staged_dir(parent_inode)
+        path = pdir.path / self._component(name)
+        await self.run(os.rmdir, path)
+        pdir.zone.changed(path)
 
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        old_parent, odir = await self._staged_dir(parent_inode_old)
+        new_parent, ndir = await self._staged_dir(parent_inode_new)
+        old_name, new_name = self._component(name_old), self._component(name_new)
+        src, dst = odir.path / old_name, ndir.path / new_name
+        if new_name in READ_ONLY_NAMES or old_name in READ_ONLY_NAMES:
+            raise pyfuse3.FUSEError(errno.EACCES)
+        if flags & RENAME_EXCHANGE:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+
+        def move() -> None:
+            if flags & RENAME_NOREPLACE and os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, "exists", str(dst))
+            ndir.path.mkdir(parents=True, exist_ok=True)
+            os.rename(src, dst)
+
+        await self.run(move)
+        self._moved(old_parent.path + (old_name,), new_parent.path + (new_name,))
+        odir.zone.changed(src)
+        ndir.zone.changed(dst)
+
+    def _moved(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        """Entries below a renamed path keep their inodes under the new path."""
+        n = len(old)
+        for path in [p for p in self.inode_of if p[:n] == old]:
+            ino = self.inode_of.pop(path)
+            moved = new + path[n:]
+            self.inode_of[moved] = ino
+            entry = self.entries[ino]
+            entry.path = moved
+            entry.fetched = 0.0  # re-resolve: the node's disk path changed
+
+    async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]
+        entry = await self._fresh(inode)
+        node = entry.node
+        if not isinstance(node, StagedFile | StagedDir):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if isinstance(node, StagedFile) and not node.writable and fields.update_size:
+            raise pyfuse3.FUSEError(errno.EACCES)
+        path = node.path
+
+        def apply() -> None:
+            if fields.update_size:
+                os.truncate(path, attr.st_size)
+            if fields.update_mode:
+                os.chmod(path, stat.S_IMODE(attr.st_mode))
+            if fields.update_atime or fields.update_mtime:
+                st = os.stat(path)
+                atime = attr.st_atime_ns if fields.update_atime else st.st_atime_ns
+                mtime = attr.st_mtime_ns if fields.update_mtime else st.st_mtime_ns
+                os.utime(path, ns=(atime, mtime))
+
+        await self.run(apply)
+        if fields.update_size:
+            node.zone.changed(path)
+        fresh = await self.run(lambda: StagedFile(path, node.zone) if isinstance(node, StagedFile) else node)
+        entry.node = fresh
+        return self._staged_attrs(fresh, inode)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self.handles[fh]
+        if not isinstance(handle, StagedHandle):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        handle.wrote = True
+        return await self.run(os.pwrite, handle.fd, buf, off)
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        handle = self.handles.get(fh)
+        if isinstance(handle, StagedHandle):
+            await self.run(os.fsync, handle.fd)
+
+    async def flush(self, fh: int) -> None:
+        pass  # the import commits on release, never on flush (shell `>` flushes before writing)
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
+        await self._staged_dir(parent_inode)
+        raise pyfuse3.FUSEError(errno.EPERM)
 
     async def symlink(self, parent_inode, name, target, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        await self._staged_dir(parent_inode)
+        raise pyfuse3.FUSEError(errno.EPERM)  # links could point out of staging
 
     async def link(self, inode, new_parent_inode, new_name, ctx):  # type: ignore[no-untyped-def]
-        raise pyfuse3.FUSEError(errno.EROFS)
+        await self._staged_dir(new_parent_inode)
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+
+@dataclass
+class StagedHandle:
+    """An open file in staging: reads and writes go straight to its descriptor."""
+
+    fd: int
+    node: StagedFile
+    wrote: bool = False
+    writing: bool = True

@@ -167,5 +167,5 @@ class Platform(ABC):
                 for project in self.list_projects(ws.id):
                     yield team, ws, project
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most platforms have nothing to release
         """Release connections and files."""

@@ -1,0 +1,328 @@
+"""The `import/` drop zone: the only writable part of the mount.
+
+`import/<team>/<workspace>/` mirrors the platform; below a workspace, the tree is a
+passthrough to a staging directory on local disk, `<staging>/<team id>/<workspace id>/`.
+Every write lands in a real file there before the FUSE reply, so what `close()` returned for
+survives a kill or an unmount. A top-level folder in a workspace is a project import: once it
+has had no open file and no change for the settle time, it is converted and uploaded in a
+worker thread; its `IMPORT_STATUS.txt` says how that goes, and `import/HISTORY.txt` keeps a
+line per finished import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from slyfs.importers.jobs import (
+    DONE,
+    FAILED,
+    HISTORY_FILE,
+    PENDING,
+    STATUS_FILE,
+    JobStore,
+    append_history,
+    clear_staging,
+    run_job,
+    write_status,
+)
+from slyfs.platform.base import Platform
+from slyfs.views.tree import DirNode, FileNode, IndexedDir, Node, ViewContext, escape_name, unescape_name
+
+log = logging.getLogger("slyfs.import")
+
+READ_ONLY_NAMES = {STATUS_FILE, HISTORY_FILE}
+
+
+class StagedFile(FileNode):
+    """A file in staging, read straight from disk."""
+
+    def __init__(self, path: Path, zone: DropZone) -> None:
+        st = path.stat()
+        super().__init__(path.name, st.st_mtime)
+        self.path = path
+        self.zone = zone
+        self._size = st.st_size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def version(self) -> Hashable:
+        return None  # never keep the page cache: the runner rewrites status files behind our back
+
+    @property
+    def writable(self) -> bool:
+        return self.name not in READ_ONLY_NAMES
+
+    def read(self, offset: int, size: int) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+
+
+class StagedDir(DirNode):
+    """A folder in staging; the FUSE layer creates, writes, renames and removes below it."""
+
+    def __init__(self, name: str, path: Path, zone: DropZone, mtime: float | None = None) -> None:
+        super().__init__(name, mtime if mtime is not None else _mtime(path))
+        self.path = path
+        self.zone = zone
+
+    def children(self) -> list[Node]:
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        nodes: list[Node] = []
+        for e in entries:
+            if e.name.endswith(".tmp") and e.name.startswith(f".{STATUS_FILE}"):
+                continue
+            try:
+                node = self._node(Path(e.path), e.is_dir(follow_symlinks=False))
+            except FileNotFoundError:
+                continue
+            nodes.append(node)
+        return nodes
+
+    def child(self, name: str) -> Node | None:
+        path = self.path / name
+        try:
+            return self._node(path, path.is_dir() and not path.is_symlink())
+        except FileNotFoundError:
+            return None
+
+    def _node(self, path: Path, is_dir: bool) -> Node:
+        if is_dir:
+            return StagedDir(path.name, path, self.zone)
+        if not path.exists() or path.is_symlink():
+            raise FileNotFoundError(path)
+        return StagedFile(path, self.zone)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()
+
+
+@dataclass
+class FolderState:
+    """What the runner needs to know of a staged project folder."""
+
+    team_id: int
+    workspace_id: int
+    folder: str
+    target: str
+    open_files: int = 0
+    last_change: float = 0.0
+    running: bool = False
+    changed_while_running: bool = False
+
+
+class ImportRoot(IndexedDir):
+    def __init__(self, zone: DropZone) -> None:
+        super().__init__("import", time.time(), zone.ctx, ("import-root",))
+        self.zone = zone
+
+    def build(self) -> list[Node]:
+        nodes: list[Node] = []
+        history = self.zone.staging / HISTORY_FILE
+        if history.exists():
+            nodes.append(StagedFile(history, self.zone))
+        for team in self.ctx.platform.teams():
+            nodes.append(ImportTeamDir(self.zone, team.id, escape_name(team.name)))
+        return nodes
+
+    def child(self, name: str) -> Node | None:
+        if name == HISTORY_FILE:  # changes behind the listing cache
+            history = self.zone.staging / HISTORY_FILE
+            return StagedFile(history, self.zone) if history.exists() else None
+        return super().child(name)
+
+    def children(self) -> list[Node]:
+        nodes = [n for n in super().children() if n.name != HISTORY_FILE]
+        history = self.child(HISTORY_FILE)
+        return ([history] if history else []) + nodes
+
+
+class ImportTeamDir(IndexedDir):
+    def __init__(self, zone: DropZone, team_id: int, name: str) -> None:
+        super().__init__(name, time.time(), zone.ctx, ("import-team", team_id))
+        self.zone = zone
+        self.team_id = team_id
+
+    def build(self) -> list[Node]:
+        return [
+            StagedDir(escape_name(w.name), self.zone.staging / str(self.team_id) / str(w.id), self.zone, time.time())
+            for w in self.ctx.platform.workspaces(self.team_id)
+        ]
+
+
+class DropZone:
+    """Staging, job records and the runner that imports settled folders."""
+
+    def __init__(
+        self,
+        staging: Path,
+        ctx: ViewContext,
+        platform: Platform,
+        *,
+        settle: float = 3.0,
+        on_conflict: str = "error",
+    ) -> None:
+        self.staging = staging
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self.ctx = ctx
+        self.platform = platform
+        self.settle = settle
+        self.on_conflict = on_conflict
+        self.jobs = JobStore(staging / "jobs.db")
+        self.jobs.reset_running()
+        self.folders: dict[tuple[int, int, str], FolderState] = {}
+        self._names: dict[tuple[int, int], str] = {}
+        self._limiter = trio.CapacityLimiter(1)
+        self._resume()
+
+    def root(self) -> ImportRoot:
+        return ImportRoot(self)
+
+    # ---- bookkeeping called by the FUSE layer -------------------------------------------------
+    def folder_key(self, path: Path) -> tuple[int, int, str] | None:
+        """(team id, workspace id, project folder) of a staged path, if it is inside a project folder."""
+        try:
+            rel = path.relative_to(self.staging).parts
+        except ValueError:
+            return None
+        if len(rel) < 3 or not rel[0].isdigit() or not rel[1].isdigit():
+            return None
+        return int(rel[0]), int(rel[1]), rel[2]
+
+    def _state(self, key: tuple[int, int, str]) -> FolderState:
+        st = self.folders.get(key)
+        if st is None:
+            team_id, ws_id, folder = key
+            st = FolderState(team_id, ws_id, folder, self._target(team_id, ws_id, folder))
+            self.folders[key] = st
+        return st
+
+    def _target(self, team_id: int, ws_id: int, folder: str) -> str:
+        names = self._names.get((team_id, ws_id))
+        if names is None:
+            try:
+                team = next(t for t in self.platform.list_teams() if t.id == team_id)
+                ws = next(w for w in self.platform.list_workspaces(team_id) if w.id == ws_id)
+                names = f"{team.name}/{ws.name}"
+            except Exception:
+                names = f"team {team_id}/workspace {ws_id}"
+            self._names[(team_id, ws_id)] = names
+        return f"{names}/{unescape_name(folder)}"
+
+    def changed(self, path: Path) -> None:
+        key = self.folder_key(path)
+        if key is None:
+            return
+        team_id, ws_id, folder = key
+        if not (self.staging / str(team_id) / str(ws_id) / folder).exists():
+            self.folders.pop(key, None)
+            self.jobs.remove_open(team_id, ws_id, folder)
+            return
+        st = self._state(key)
+        st.last_change = time.monotonic()
+        if st.running:
+            st.changed_while_running = True
+        else:
+            job = self.jobs.pending(team_id, ws_id, folder, st.target)
+            if path.name != STATUS_FILE and (self.staging / str(team_id) / str(ws_id) / folder).is_dir():
+                write_status(self.staging / str(team_id) / str(ws_id) / folder, job)
+
+    def opened(self, path: Path) -> None:
+        key = self.folder_key(path)
+        if key is not None:
+            self._state(key).open_files += 1
+
+    def closed(self, path: Path, wrote: bool) -> None:
+        key = self.folder_key(path)
+        if key is not None:
+            st = self._state(key)
+            st.open_files = max(0, st.open_files - 1)
+            if wrote:
+                self.changed(path)
+
+    def _resume(self) -> None:
+        """Folders left by an earlier mount (crash, unmount) are imported again."""
+        for team_dir in self.staging.iterdir():
+            if not (team_dir.is_dir() and team_dir.name.isdigit()):
+                continue
+            for ws_dir in team_dir.iterdir():
+                if not (ws_dir.is_dir() and ws_dir.name.isdigit()):
+                    continue
+                for folder in ws_dir.iterdir():
+                    if folder.is_dir():
+                        key = (int(team_dir.name), int(ws_dir.name), folder.name)
+                        st = self._state(key)
+                        st.last_change = time.monotonic()
+                        self.jobs.pending(*key, st.target)
+
+    # ---- the runner ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Forever: start the import of every folder that has settled and has an open job."""
+        while True:
+            await trio.sleep(0.25)
+            now = time.monotonic()
+            for key, st in list(self.folders.items()):
+                if st.running or st.open_files or now - st.last_change < self.settle:
+                    continue
+                job = self.jobs.current(*key)
+                if job is None or job.state != PENDING:
+                    continue
+                st.running = True
+                st.changed_while_running = False
+                try:
+                    await self._import(key, st)
+                except Exception:  # the runner must outlive any one import
+                    log.exception("import of %s crashed", st.target)
+                    st.running = False
+
+    async def _import(self, key: tuple[int, int, str], st: FolderState) -> None:
+        team_id, ws_id, folder = key
+        path = self.staging / str(team_id) / str(ws_id) / folder
+        job = self.jobs.current(*key)
+        assert job is not None
+        log.info("importing %s", st.target)
+        try:
+            result = await trio.to_thread.run_sync(
+                lambda: run_job(self.jobs, job, path, self.platform, on_conflict=self.on_conflict,
+                                report=lambda j: write_status(path, j)),
+                limiter=self._limiter,
+            )
+        finally:
+            st.running = False
+        if result.state == DONE:
+            images = result.total
+            append_history(self.staging, result, images)
+            self.ctx.invalidate()
+            if st.changed_while_running:
+                log.info("%s changed during its import: importing again", st.target)
+                self.jobs.pending(*key, st.target)
+            else:
+                clear_staging(path)
+                self.folders.pop(key, None)
+                log.info("imported %s (%d images)", st.target, images)
+        elif result.state == FAILED:
+            append_history(self.staging, result, 0)
+            log.warning("import of %s failed: %s", st.target, result.message)
+            if st.changed_while_running:
+                self.jobs.pending(*key, st.target)
+            self.ctx.invalidate()
+
+    def close(self) -> None:
+        self.jobs.close()

@@ -1,0 +1,88 @@
+"""What every importer produces: a project in Supervisely Format terms, streamed, plus problems.
+
+An importer is a pure function of a folder: `detect(folder)` says whether the folder holds its
+format, `convert(folder)` describes the project it holds. Images are yielded lazily, dataset by
+dataset, so a 118k-image COCO never sits in memory as one list; the job runner iterates twice:
+once to validate everything (so a bad file fails the import before anything is uploaded, and
+no half project appears), once to upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: the file (relative to the import folder) and what is wrong."""
+
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+class ImportFailed(Exception):
+    """The folder cannot be imported; `problems` names each file and what is wrong with it."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems[:5]) + (" ..." if len(problems) > 5 else ""))
+
+
+@dataclass
+class ImportedImage:
+    """One image: bytes from a staged file (or in memory), or a link; its annotation JSON (SDK shape)."""
+
+    name: str
+    source: Path | None = None
+    data: bytes | None = None
+    link: str | None = None
+    annotation: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    # Where the annotation came from (relative to the import folder), so a problem found later, when the
+    # annotation is validated against the meta, names the file the user has to fix.
+    origin: str = ""
+    # What the importer found wrong with this one item, or worth telling: conversion goes on so that one
+    # validation pass reports every problem of the folder at once, not just the first.
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        if self.source is None:
+            raise ValueError(f"image {self.name} has no bytes (it is a link)")
+        return self.source.read_bytes()
+
+
+@dataclass
+class ImportedDataset:
+    """A dataset; `path` is its name and its parents' (("train", "night") is train's child night)."""
+
+    path: tuple[str, ...]
+    items: Callable[[], Iterator[ImportedImage]]
+    count: int | None = None
+
+
+@dataclass
+class ImportedProject:
+    format: str
+    meta: dict[str, Any]
+    datasets: list[ImportedDataset]
+    warnings: list[Problem] = field(default_factory=list)
+    # Problems found while converting that do not stop conversion (a COCO annotation naming an unknown
+    # image): reported together with the per-item ones by the validation pass.
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How sure an importer is that a folder holds its format (0: not at all), and why."""
+
+    confidence: int
+    reason: str
