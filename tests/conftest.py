@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from slyfs.demo import seed_demo
 from slyfs.platform.base import Platform
 from slyfs.platform.local import LocalStore
+from tests.helpers.mount import mounted
 
 DATA = Path(__file__).parent / "data"
 
@@ -32,3 +36,49 @@ def platform(request: pytest.FixtureRequest, store: LocalStore) -> Iterator[Plat
         client = server.client()
         yield client
         client.close()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo") / "store"
+    store = LocalStore(root)
+    seed_demo(store)
+    store.close()
+    return root
+
+
+@pytest.fixture
+def demo_store(demo_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the demo store for one test."""
+    root = tmp_path / "store"
+    shutil.copytree(demo_template, root)
+    return root
+
+
+@pytest.fixture(params=["local", "http"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def mount(backend: str, demo_store: Path, tmp_path: Path) -> Iterator[Path]:
+    """The demo store mounted (TTL 1 s, settle 1 s), directly or through `slyfs serve` on loopback."""
+    with mount_backend(backend, demo_store, tmp_path) as mp:
+        yield mp
+
+
+@contextlib.contextmanager
+def mount_backend(backend: str, store_root: Path, tmp_path: Path, *extra: str) -> Iterator[Path]:
+    mp = tmp_path / "mnt"
+    opts = ("--settle", "1", "--staging-dir", str(tmp_path / "staging"), *extra)
+    if backend == "local":
+        with mounted(mp, "--store", str(store_root), ttl=1.0, extra=opts):
+            yield mp
+        return
+    from tests.helpers.serve import serve_store
+
+    with serve_store(store_root) as server:
+        token_file = tmp_path / "token"
+        token_file.write_text(server.token)
+        with mounted(mp, "--server", server.url, "--token-file", str(token_file), ttl=1.0, extra=opts):
+            yield mp

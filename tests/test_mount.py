@@ -11,49 +11,16 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from slyfs.demo import PROJECT, TEAM, WORKSPACE, seed_demo
+from slyfs.demo import PROJECT, TEAM, WORKSPACE
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
-from tests.helpers.mount import mounted, tree_files
+from tests.helpers.mount import tree_files
 
 pytestmark = pytest.mark.mount
-
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("demo") / "store"
-    store = LocalStore(root)
-    seed_demo(store)
-    store.close()
-    return root
-
-
-@pytest.fixture
-def demo_store(demo_template: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "store"
-    shutil.copytree(demo_template, root)
-    return root
-
-
-@pytest.fixture(params=["local", "http"])
-def mount(request: pytest.FixtureRequest, demo_store: Path, tmp_path: Path) -> Iterator[Path]:
-    """The demo store mounted with a 1 s TTL, directly or through `slyfs serve` on loopback."""
-    mp = tmp_path / "mnt"
-    if request.param == "local":
-        with mounted(mp, "--store", str(demo_store), ttl=1.0):
-            yield mp
-        return
-    served = pytest.importorskip("tests.helpers.serve", reason="slyfs serve not built yet")
-    with served.serve_store(demo_store) as server:
-        token_file = tmp_path / "token"
-        token_file.write_text(server.token)
-        with mounted(mp, "--server", server.url, "--token-file", str(token_file), ttl=1.0):
-            yield mp
 
 
 def project_dir(mp: Path) -> Path:

@@ -226,12 +226,14 @@ class DropZone:
             self._names[(team_id, ws_id)] = names
         return f"{names}/{unescape_name(folder)}"
 
-    def changed(self, path: Path) -> None:
+    def changed(self, path: Path, *, removed: bool = False) -> None:
+        """Something below a project folder changed: its import waits for the settle time again."""
         key = self.folder_key(path)
         if key is None:
             return
         team_id, ws_id, folder = key
-        if not (self.staging / str(team_id) / str(ws_id) / folder).exists():
+        folder_path = self.staging / str(team_id) / str(ws_id) / folder
+        if not folder_path.is_dir():
             self.folders.pop(key, None)
             self.jobs.remove_open(team_id, ws_id, folder)
             return
@@ -239,10 +241,13 @@ class DropZone:
         st.last_change = time.monotonic()
         if st.running:
             st.changed_while_running = True
-        else:
-            job = self.jobs.pending(team_id, ws_id, folder, st.target)
-            if path.name != STATUS_FILE and (self.staging / str(team_id) / str(ws_id) / folder).is_dir():
-                write_status(self.staging / str(team_id) / str(ws_id) / folder, job)
+            return
+        before = self.jobs.current(team_id, ws_id, folder)
+        job = self.jobs.pending(team_id, ws_id, folder, st.target)
+        # Say "pending" when the state changes, but never recreate the status file while
+        # `rm -r` is emptying the folder.
+        if not removed and (before is None or before.state != PENDING):
+            write_status(folder_path, job)
 
     def opened(self, path: Path) -> None:
         key = self.folder_key(path)

@@ -366,13 +366,13 @@ class SlyOperations(pyfuse3.Operations):
         _, pdir = await self._staged_dir(parent_inode)
         path = pdir.path / self._component(name)
         await self.run(os.unlink, path)
-        pdir.zone.changed(path)
+        pdir.zone.changed(path, removed=True)
 
     async def rmdir(self, parent_inode, name, ctx):  # type: ignore[no-untyped-def]
         _, pdir = await self._staged_dir(parent_inode)
         path = pdir.path / self._component(name)
         await self.run(os.rmdir, path)
-        pdir.zone.changed(path)
+        pdir.zone.changed(path, removed=True)
 
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):  # type: ignore[no-untyped-def]
         old_parent, odir = await self._staged_dir(parent_inode_old)
@@ -392,7 +392,7 @@ class SlyOperations(pyfuse3.Operations):
 
         await self.run(move)
         self._moved(old_parent.path + (old_name,), new_parent.path + (new_name,))
-        odir.zone.changed(src)
+        odir.zone.changed(src, removed=True)
         ndir.zone.changed(dst)
 
     def _moved(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
