@@ -1,0 +1,754 @@
+"""The Supervisely public API v3 over HTTP: `SuperviselyClient`, a Platform.
+
+It speaks the API the way the official SDK does (see spec/supervisely-api.md): POST with a
+JSON body to `<server>/public/api/v3/<method>`, `x-api-key` auth, lists paged with
+`{total, perPage, pagesCount, entities}`, bulk calls in batches of 50, bytes uploaded
+content-addressed (hashes first, then only the missing bytes), bulk downloads as multipart.
+
+What it adds for a filesystem, where a call must never hang:
+- every request has a connect and a read timeout;
+- retries follow the SDK's policy (the same statuses, transport errors, exponential backoff,
+  `Retry-After` on 429), but within a time budget per call; when the budget is spent the
+  call raises `Unavailable`, and a request's timeouts never reach past the budget either;
+- broken downloads resume where they stopped (`Range` for one image, the ids still missing
+  for a bulk download); creations whose answer was lost are recognised instead of failing
+  with a name clash on the retry;
+- the token is sent only in the `x-api-key` header: it is redacted from every message this
+  module builds, and never logged.
+
+Calls are blocking; one `requests.Session` per thread keeps connections pooled without
+sharing a session between threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from slyfs.model.entities import (
+    AnnotationInfo,
+    Dataset,
+    ImageInfo,
+    NewImage,
+    Project,
+    Team,
+    Workspace,
+)
+from slyfs.platform.base import (
+    NameConflict,
+    NotFound,
+    Platform,
+    PlatformError,
+    Unavailable,
+    content_hash,
+)
+from slyfs.platform.config import ConfigError, normalize_server, resolve_server
+from slyfs.platform.multipart import MultipartError, MultipartReader, boundary_of
+
+__all__ = ["ConfigError", "SuperviselyClient", "resolve_server"]
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/public/api/v3/"
+RETRY_STATUSES = frozenset({408, 429, 499, 500, 502, 503, 504, 509, 598, 599})
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.TooManyRedirects,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+)
+BATCH = 50  # the SDK's batch size for every bulk call
+HASH_BATCH = 900  # images.internal.hashes.list
+UPLOAD_BATCH_BYTES = 64 << 20  # also cap a bulk upload's body, so 50 big images are not one huge request
+UPLOAD_ROUNDS = 3  # as the SDK: re-upload hashes the server did not confirm, up to 3 rounds
+CHUNK = 256 << 10
+MIN_TIMEOUT = 0.5  # a last try at the end of the budget still gets this long
+PAGE_KEYS = ("total", "perPage", "pagesCount", "entities")
+
+T = TypeVar("T")
+
+
+def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _ConflictAfterRetry(NameConflict):
+    """A name clash on a retried creation: maybe our own lost first attempt, so the caller checks."""
+
+
+@dataclass(frozen=True)
+class _Page:
+    total: int
+    per_page: int
+    pages_count: int
+    entities: list[dict[str, Any]]
+
+
+class _Retry:
+    """One call's retry state: the SDK's backoff, bounded by the client's time budget.
+
+    The budget runs from the first try, and restarts when a streaming call makes progress
+    (an image received), so a slow consumer of a long download does not eat it.
+    """
+
+    def __init__(self, client: SuperviselyClient, method: str) -> None:
+        self.client = client
+        self.method = method
+        self.tries = 0
+        self.troubled = False  # an earlier try may have reached the server
+        self.started = time.monotonic()
+        self.deadline = self.started + client.retry_budget
+        self._backoff = 0
+
+    def timeout(self) -> tuple[float, float]:
+        left = max(self.deadline - time.monotonic(), MIN_TIMEOUT)
+        self.tries += 1
+        return min(self.client.connect_timeout, left), min(self.client.read_timeout, left)
+
+    def progress(self) -> None:
+        self.deadline = time.monotonic() + self.client.retry_budget
+        self._backoff = 0
+
+    def failed(self, why: str, retry_after: float = 0.0) -> None:
+        """Sleep before the next try, or raise Unavailable when the budget is spent."""
+        why = self.client._redact(why)
+        sleep = min(self.client.base_sleep * 2**self._backoff, self.client.max_sleep)
+        if retry_after > sleep:
+            sleep = retry_after
+        left = self.deadline - time.monotonic()
+        if left <= 0.05:
+            elapsed = time.monotonic() - self.started
+            log.warning("%s: giving up after %d tries in %.1f s: %s", self.method, self.tries, elapsed, why)
+            raise Unavailable(
+                f"{self.method}: the platform at {self.client.server} failed {self.tries} tries"
+                f" in {elapsed:.1f} s (last: {why})"
+            )
+        sleep = min(sleep, left)
+        log.info("%s: %s; try %d in %.2f s", self.method, why, self.tries + 1, sleep)
+        time.sleep(sleep)
+        self._backoff += 1
+
+
+class SuperviselyClient(Platform):
+    """A Platform on a server that speaks the Supervisely public API v3 (the real one or `slyfs serve`)."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        retry_budget: float = 30.0,
+        base_sleep: float = 1.0,
+        max_sleep: float = 60.0,
+        pool_size: int = 8,
+    ) -> None:
+        token = token.strip()
+        if not token:
+            raise ValueError("the API token is empty")
+        if re.search(r"[\s\x00-\x1f\x7f]", token) or not token.isascii():
+            # requests would put the whole header value into its error message
+            raise ValueError("the API token contains characters an HTTP header cannot carry")
+        self.server = normalize_server(server)
+        self._token = token
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.retry_budget = retry_budget
+        self.base_sleep = base_sleep
+        self.max_sleep = max_sleep
+        self.pool_size = pool_size
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SuperviselyClient(server={self.server!r})"
+
+    # ---- transport ---------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["x-api-key"] = self._token
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "<token>") if self._token else text
+
+    def _describe(self, error: BaseException) -> str:
+        text = str(error)
+        cause = re.search(r"\(Caused by (\w+)\((.*)\)\)", text)
+        if cause:  # urllib3's "Max retries exceeded ... (Caused by X(...))": keep what matters
+            text = f"{cause.group(1)}: {cause.group(2)}"
+        return self._redact(f"{type(error).__name__}: {text}"[:400])
+
+    def _post(
+        self,
+        method: str,
+        payload: Any,
+        timeout: tuple[float, float],
+        *,
+        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        url = self.server + API_PATH + method
+        session = self._session()
+        if files is not None:
+            return session.post(url, files=files, headers=headers, timeout=timeout, stream=stream)
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        return session.post(url, data=body, headers=all_headers, timeout=timeout, stream=stream)
+
+    def _open(
+        self,
+        retry: _Retry,
+        payload: Any,
+        *,
+        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        accept: frozenset[int] = frozenset({200}),
+    ) -> requests.Response:
+        """Send until a status in `accept` comes back; retryable failures sleep, others raise."""
+        while True:
+            try:
+                resp = self._post(retry.method, payload, retry.timeout(), files=files, headers=headers, stream=stream)
+            except TRANSPORT_ERRORS as e:
+                retry.troubled = True
+                retry.failed(self._describe(e))
+                continue
+            except requests.RequestException as e:  # a bad URL or header: no retry helps
+                raise PlatformError(f"{retry.method}: {self._describe(e)}") from None
+            if resp.status_code in accept:
+                return resp
+            try:
+                if resp.status_code in RETRY_STATUSES:
+                    retry.troubled = True
+                    retry.failed(f"HTTP {resp.status_code}", _retry_after(resp) if resp.status_code == 429 else 0.0)
+                    continue
+                raise self._error(retry.method, resp, after_trouble=retry.troubled)
+            finally:
+                resp.close()
+
+    def _call(self, method: str, payload: Any = None, *, files: list[Any] | None = None) -> Any:
+        """One API call answered with JSON, retried as the SDK does within the budget."""
+        retry = _Retry(self, method)
+        while True:
+            resp = self._open(retry, {} if payload is None else payload, files=files)
+            try:
+                return resp.json()
+            except TRANSPORT_ERRORS as e:  # the body broke off
+                retry.troubled = True
+                retry.failed(self._describe(e))
+            except ValueError:
+                retry.failed("HTTP 200 with a body that is not JSON")
+            finally:
+                resp.close()
+
+    def _error(self, method: str, resp: requests.Response, *, after_trouble: bool = False) -> PlatformError:
+        """The exception for a non-retryable answer, with the server's own words."""
+        status = resp.status_code
+        error, message, details = "", "", {}
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+            if resp.headers.get("Content-Type", "").startswith("text/"):
+                error = resp.text[:200].strip()
+        if isinstance(body, dict):
+            error = str(body.get("error") or "")
+            raw = body.get("details")
+            if isinstance(raw, list) and raw:
+                raw = raw[0]
+            if isinstance(raw, dict):
+                details = raw
+                message = str(raw.get("message") or "")
+        text = f"{method}: HTTP {status}"
+        for piece in (error, message):
+            if piece and piece not in text:
+                text += f": {piece}"
+        if status in (401, 403):
+            text += " (check the API token and its permissions)"
+        text = self._redact(text)
+        if status == 404:
+            return NotFound(text)
+        if details.get("type") == "NONUNIQUE":
+            names = [str(e.get("name")) for e in details.get("errors") or [] if isinstance(e, dict)]
+            cls = _ConflictAfterRetry if after_trouble else NameConflict
+            return cls(text, names)
+        return PlatformError(text)
+
+    # ---- lists -------------------------------------------------------------------------------
+    @staticmethod
+    def _page(method: str, answer: Any) -> _Page:
+        if not isinstance(answer, dict) or any(k not in answer for k in PAGE_KEYS):
+            raise PlatformError(f"{method}: the answer is not a page of a list")
+        try:
+            page = _Page(int(answer["total"]), int(answer["perPage"]), int(answer["pagesCount"]),
+                         list(answer["entities"]))
+        except (TypeError, ValueError):
+            raise PlatformError(f"{method}: the answer is not a page of a list") from None
+        return page
+
+    def _list_all(self, method: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a list, as the SDK pages it: page 1 without per_page, then 2..pagesCount.
+
+        The collected count must equal `total`; a list that changed meanwhile is read again once.
+        """
+        body = {"sort": "id", "sort_order": "asc", **payload}
+        items: list[dict[str, Any]] = []
+        total = 0
+        for _ in range(2):
+            first = self._page(method, self._call(method, body))
+            items, total = list(first.entities), first.total
+            for page in range(2, first.pages_count + 1):
+                answer = self._call(method, {**body, "page": page, "per_page": first.per_page})
+                items += self._page(method, answer).entities
+            if len(items) == total:
+                return items
+            log.info("%s: got %d items of %d; the list changed while paging, reading again", method, len(items), total)
+        raise PlatformError(f"{method}: got {len(items)} items of {total}; the list kept changing while paging")
+
+    def _iter_pages(
+        self, method: str, payload: dict[str, Any], key: str, per_page: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Items fetched page by page (a generator): memory stays at one page.
+
+        Items are de-duplicated by `key`, since a concurrent deletion shifts later items into a
+        page already read; a `total` that moves is logged, not fatal (the listing is a snapshot
+        of a live list).
+        """
+        body = dict(payload)
+        if per_page:
+            body["per_page"] = per_page
+        seen: set[Any] = set()
+        first_total: int | None = None
+        page_no = 1
+        while True:
+            page = self._page(method, self._call(method, {**body, "page": page_no}))
+            if first_total is None:
+                first_total = page.total
+            elif page.total != first_total:
+                log.info("%s: total moved from %d to %d while paging", method, first_total, page.total)
+            for entity in page.entities:
+                k = entity.get(key)
+                if k in seen:
+                    continue
+                seen.add(k)
+                yield entity
+            if page_no >= page.pages_count or not page.entities:
+                return
+            body["per_page"] = page.per_page
+            page_no += 1
+
+    # ---- reading -----------------------------------------------------------------------------
+    def server_version(self) -> str:
+        """`instance.version`: a cheap call to check the address and the token."""
+        answer = self._call("instance.version", {})
+        return str(answer.get("version", "")) if isinstance(answer, dict) else ""
+
+    def list_teams(self) -> list[Team]:
+        return [Team.model_validate(e) for e in self._list_all("teams.list", {"filter": []})]
+
+    def list_workspaces(self, team_id: int) -> list[Workspace]:
+        rows = self._list_all("workspaces.list", {"teamId": team_id, "filter": []})
+        return [Workspace.model_validate(e) for e in rows]
+
+    def list_projects(self, workspace_id: int) -> list[Project]:
+        rows = self._list_all("projects.list", {"workspaceId": workspace_id, "filter": []})
+        return [Project.model_validate(e) for e in rows]
+
+    def get_project(self, project_id: int) -> Project:
+        return Project.model_validate(self._call("projects.info", {"id": project_id}))
+
+    def get_project_meta(self, project_id: int) -> dict[str, Any]:
+        meta = self._call("projects.meta", {"id": project_id})
+        if not isinstance(meta, dict):
+            raise PlatformError(f"projects.meta: project {project_id}: the answer is not a meta object")
+        return meta
+
+    def list_datasets(self, project_id: int) -> list[Dataset]:
+        rows = self._list_all("datasets.list", {"projectId": project_id, "filter": [], "recursive": True})
+        return sorted((Dataset.model_validate(e) for e in rows), key=lambda d: d.id)
+
+    def iter_images(self, dataset_id: int, page_size: int = 500) -> Iterator[ImageInfo]:
+        payload = {
+            "datasetId": dataset_id,
+            "filter": [],
+            "sort": "id",
+            "sort_order": "asc",
+            "forceMetadataForLinks": False,
+            "recursive": False,
+        }
+        for entity in self._iter_pages("images.list", payload, "id", per_page=page_size):
+            yield ImageInfo.model_validate(entity)
+
+    def get_image(self, image_id: int) -> ImageInfo:
+        return ImageInfo.model_validate(self._call("images.info", {"id": image_id, "forceMetadataForLinks": False}))
+
+    def read_image(self, image_id: int, offset: int = 0, size: int = -1) -> bytes:
+        """`images.download` with a Range; a broken stream resumes from the last byte received."""
+        if size == 0:
+            return b""
+        end = None if size < 0 else offset + size  # exclusive
+        got = bytearray()
+        retry = _Retry(self, "images.download")
+        while end is None or offset + len(got) < end:
+            start = offset + len(got)
+            byte_range = f"bytes={start}-" + ("" if end is None else str(end - 1))
+            resp = self._open(retry, {"id": image_id}, headers={"Range": byte_range}, stream=True,
+                              accept=frozenset({200, 206, 416}))
+            try:
+                if resp.status_code == 416:  # the range starts at or past the end
+                    break
+                pos = start if resp.status_code == 206 else 0
+                if resp.status_code == 206:
+                    _check_content_range(resp, start, image_id)
+                whole = hashlib.sha256() if resp.status_code == 200 else None
+                try:
+                    for chunk in resp.iter_content(CHUNK):
+                        if whole is not None:
+                            whole.update(chunk)
+                        lo = max(offset + len(got) - pos, 0)
+                        hi = len(chunk) if end is None else min(len(chunk), end - pos)
+                        if hi > lo:
+                            got += chunk[lo:hi]
+                        pos += len(chunk)
+                        if end is not None and pos >= end:
+                            whole = None  # stopped early: nothing to check the whole-file hash against
+                            break
+                except TRANSPORT_ERRORS as e:
+                    if offset + len(got) > start:
+                        retry.progress()
+                    retry.troubled = True
+                    retry.failed(self._describe(e))
+                    continue
+                expected = resp.headers.get("x-content-checksum-sha256")
+                if whole is not None and expected and base64.b64encode(whole.digest()).decode() != expected:
+                    del got[:]
+                    retry.failed("the bytes do not match x-content-checksum-sha256")
+                    continue
+                break  # a complete answer: short only at the end of the image
+            finally:
+                resp.close()
+        return bytes(got)
+
+    def download_images(self, dataset_id: int, image_ids: list[int]) -> Iterator[tuple[int, bytes]]:
+        """`images.bulk.download`, 50 ids a request, the multipart answer parsed as it streams in."""
+        unique = list(dict.fromkeys(image_ids))
+        for batch in _batched(unique, BATCH):
+            yield from self._download_batch(dataset_id, list(batch))
+
+    def _download_batch(self, dataset_id: int, ids: list[int]) -> Iterator[tuple[int, bytes]]:
+        wanted = set(ids)
+        retry = _Retry(self, "images.bulk.download")
+        while wanted:
+            payload = {"datasetId": dataset_id, "imageIds": [i for i in ids if i in wanted]}
+            resp = self._open(retry, payload, stream=True)
+            why = ""
+            corrupt = False
+            try:
+                try:
+                    reader = MultipartReader(boundary_of(resp.headers.get("Content-Type")))
+                except MultipartError as e:
+                    raise PlatformError(f"images.bulk.download: {e}") from None
+                try:
+                    for chunk in resp.iter_content(CHUNK):
+                        for part in reader.feed(chunk):
+                            image_id = _int_or_none(part.name)
+                            if image_id not in wanted:
+                                continue  # unknown or repeated: every id counts once
+                            expected = part.headers.get("x-content-checksum-sha256")
+                            if expected and content_hash(part.body) != expected:
+                                corrupt = True
+                                continue
+                            wanted.discard(image_id)
+                            retry.progress()
+                            yield image_id, part.body
+                    reader.close()
+                except TRANSPORT_ERRORS as e:
+                    retry.troubled = True
+                    why = self._describe(e)
+                except MultipartError as e:
+                    why = f"broken multipart answer: {e}"
+            finally:
+                resp.close()
+            if why or corrupt:
+                retry.failed(why or "a part does not match its x-content-checksum-sha256")
+                continue
+            if wanted:  # a complete answer that left some out: fetch those one by one
+                log.info("images.bulk.download: %d of %d images missing from the answer", len(wanted), len(ids))
+                for image_id in [i for i in ids if i in wanted]:
+                    data = self.read_image(image_id)
+                    wanted.discard(image_id)
+                    yield image_id, data
+
+    def iter_annotations(
+        self, dataset_id: int, image_ids: list[int] | None = None
+    ) -> Iterator[AnnotationInfo]:
+        if image_ids is None:
+            payload = {"datasetId": dataset_id, "filter": [], "forceMetadataForLinks": False}
+            for entity in self._iter_pages("annotations.list", payload, "imageId"):
+                yield AnnotationInfo.model_validate(entity)
+            return
+        for batch in _batched(list(dict.fromkeys(image_ids)), BATCH):
+            ids = list(batch)
+            try:
+                answer = self._annotations_of(dataset_id, ids)
+            except NotFound:  # some images are gone: skip them, as the local store does
+                ids = self._present_image_ids(dataset_id, ids)
+                answer = self._annotations_of(dataset_id, ids) if ids else []
+            by_id = {}
+            for entity in answer:
+                info = AnnotationInfo.model_validate(entity)
+                by_id[info.image_id] = info
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                raise PlatformError(f"annotations.bulk.info: the answer lacks images {missing[:10]}")
+            for image_id in ids:
+                yield by_id[image_id]
+
+    def _annotations_of(self, dataset_id: int, image_ids: list[int]) -> list[Any]:
+        payload = {
+            "datasetId": dataset_id,
+            "imageIds": image_ids,
+            "withCustomBigData": True,
+            "forceMetadataForLinks": False,
+            "integerCoords": False,
+        }
+        answer = self._call("annotations.bulk.info", payload)
+        if not isinstance(answer, list):
+            raise PlatformError("annotations.bulk.info: the answer is not a list")
+        return answer
+
+    def _present_image_ids(self, dataset_id: int, image_ids: list[int]) -> list[int]:
+        """Which of these ids are images of the dataset now (the SDK's way to ask for several by id)."""
+        payload = {"datasetId": dataset_id, "filter": [{"field": "id", "operator": "in", "value": image_ids}]}
+        present = {e.get("id") for e in self._list_all("images.list", payload)}
+        return [i for i in image_ids if i in present]
+
+    # ---- writing -----------------------------------------------------------------------------
+    def create_workspace(self, team_id: int, name: str, description: str = "") -> Workspace:
+        try:
+            answer = self._call("workspaces.add", {"teamId": team_id, "name": name, "description": description})
+        except _ConflictAfterRetry:
+            found = [w for w in self.list_workspaces(team_id) if w.name == name]
+            if not found:
+                raise
+            return found[0]
+        return Workspace.model_validate(answer)
+
+    def create_project(self, workspace_id: int, name: str, description: str = "") -> Project:
+        payload = {"name": name, "workspaceId": workspace_id, "description": description, "type": "images"}
+        try:
+            answer = self._call("projects.add", payload)
+        except _ConflictAfterRetry:
+            found = [p for p in self.list_projects(workspace_id) if p.name == name]
+            if not found:
+                raise
+            return found[0]
+        return Project.model_validate(answer)
+
+    def update_project_meta(self, project_id: int, meta: dict[str, Any]) -> dict[str, Any]:
+        answer = self._call("projects.meta.update", {"id": project_id, "meta": meta})
+        if isinstance(answer, dict) and "classes" in answer:
+            return answer
+        return self.get_project_meta(project_id)  # older servers answer {"success": true}
+
+    def create_dataset(
+        self, project_id: int, name: str, parent_id: int | None = None, description: str = ""
+    ) -> Dataset:
+        payload = {"projectId": project_id, "name": name, "description": description, "parentId": parent_id}
+        try:
+            answer = self._call("datasets.add", payload)
+        except _ConflictAfterRetry:
+            found = [d for d in self.list_datasets(project_id) if d.name == name and d.parent_id == parent_id]
+            if not found:
+                raise
+            return found[0]
+        return Dataset.model_validate(answer)
+
+    def existing_hashes(self, hashes: list[str]) -> set[str]:
+        found: set[str] = set()
+        for batch in _batched(list(dict.fromkeys(hashes)), HASH_BATCH):
+            answer = self._call("images.internal.hashes.list", list(batch))
+            if not isinstance(answer, list):
+                raise PlatformError("images.internal.hashes.list: the answer is not a list")
+            found.update(h for h in answer if isinstance(h, str))
+        return found
+
+    def upload_blobs(self, blobs: list[bytes]) -> list[str]:
+        """`images.bulk.upload`: parts `<i>-file`, filename `<i>`, ≤ 50 (and ≤ 64 MiB) a request."""
+        hashes = [content_hash(b) for b in blobs]
+        pending: dict[str, bytes] = {}
+        for h, data in zip(hashes, blobs, strict=True):
+            pending.setdefault(h, data)
+        errors: list[str] = []
+        for _ in range(UPLOAD_ROUNDS):
+            if not pending:
+                break
+            for batch in _upload_batches(list(pending.items())):
+                files = [(f"{i}-file", (str(i), data, "image/*")) for i, (_, data) in enumerate(batch)]
+                answer = self._call("images.bulk.upload", files=files)
+                if not isinstance(answer, list):
+                    raise PlatformError("images.bulk.upload: the answer is not a list")
+                confirmed = {e.get("hash") for e in answer if isinstance(e, dict)}
+                errors += [str(e["errors"]) for e in answer if isinstance(e, dict) and e.get("errors")]
+                for h, _ in batch:
+                    if h in confirmed:
+                        pending.pop(h, None)
+            if pending:  # unconfirmed: maybe stored anyway (an answer lost on a retry)
+                for h in self.existing_hashes(list(pending)):
+                    pending.pop(h, None)
+        if pending:
+            detail = f": {'; '.join(errors[:3])}" if errors else ""
+            raise PlatformError(f"images.bulk.upload: {len(pending)} images were not stored{detail}")
+        return hashes
+
+    def add_images(self, dataset_id: int, images: list[NewImage]) -> list[ImageInfo]:
+        """`images.bulk.add`, 50 a request; a clash in any batch undoes the batches already added."""
+        names = [im.name for im in images]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise NameConflict(f"image names repeat within the request: {', '.join(dupes)}", dupes)
+        for im in images:
+            if (im.hash is None) == (im.link is None):
+                raise PlatformError(f"image {im.name!r}: give exactly one of hash and link")
+        added: list[ImageInfo] = []
+        for batch in _batched(images, BATCH):
+            items = []
+            for im in batch:
+                item: dict[str, Any] = {"title": im.name}
+                item.update({"hash": im.hash} if im.hash is not None else {"link": im.link})
+                if im.meta:
+                    item["meta"] = im.meta
+                items.append(item)
+            payload = {"datasetId": dataset_id, "images": items, "forceMetadataForLinks": True, "skipValidation": False}
+            try:
+                answer = self._call("images.bulk.add", payload)
+                infos = self._added_infos(answer, batch)
+            except NameConflict as e:
+                ours = self._own_lost_batch(dataset_id, batch) if isinstance(e, _ConflictAfterRetry) else None
+                if ours is None:
+                    self._undo(added)
+                    taken = self._taken_names(dataset_id, names) or e.names
+                    message = f"image names already in dataset {dataset_id}: {', '.join(taken)}"
+                    raise NameConflict(message, taken) from None
+                infos = ours
+            except PlatformError:
+                self._undo(added)
+                raise
+            added += infos
+        return added
+
+    @staticmethod
+    def _added_infos(answer: Any, batch: Sequence[NewImage]) -> list[ImageInfo]:
+        if not isinstance(answer, list) or len(answer) != len(batch):
+            raise PlatformError(f"images.bulk.add: expected {len(batch)} image infos in the answer")
+        infos = [ImageInfo.model_validate(e) for e in answer]
+        if [i.name for i in infos] != [im.name for im in batch]:
+            raise PlatformError("images.bulk.add: the answer is not in request order")
+        return infos
+
+    def _own_lost_batch(self, dataset_id: int, batch: Sequence[NewImage]) -> list[ImageInfo] | None:
+        """The images of `batch` if they all exist with the same source (a lost answer), else None."""
+        by_name = {i.name: i for i in self.iter_images(dataset_id)}
+        found = []
+        for im in batch:
+            info = by_name.get(im.name)
+            if info is None or (info.hash, info.link) != (im.hash, im.link):
+                return None
+            found.append(info)
+        return found
+
+    def _taken_names(self, dataset_id: int, names: list[str]) -> list[str]:
+        wanted = set(names)
+        return sorted(i.name for i in self.iter_images(dataset_id) if i.name in wanted)
+
+    def _undo(self, added: list[ImageInfo]) -> None:
+        if not added:
+            return
+        try:
+            self.remove_images([i.id for i in added])
+        except PlatformError as e:
+            log.warning("could not undo %d images added before a failure: %s", len(added), e)
+
+    def set_annotations(self, dataset_id: int, annotations: list[tuple[int, dict[str, Any]]]) -> None:
+        for batch in _batched(annotations, BATCH):
+            items = [{"imageId": image_id, "annotation": ann} for image_id, ann in batch]
+            self._call("annotations.bulk.add", {"datasetId": dataset_id, "annotations": items})
+
+    def remove_images(self, image_ids: list[int]) -> None:
+        for batch in _batched(list(dict.fromkeys(image_ids)), BATCH):
+            self._call("images.bulk.remove", {"imageIds": list(batch)})
+
+    def remove_dataset(self, dataset_id: int) -> None:
+        self._call("datasets.remove", {"id": dataset_id})
+
+    def remove_project(self, project_id: int) -> None:
+        self._call("projects.remove", {"id": project_id})
+
+
+def _upload_batches(items: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+    for item in items:
+        if batch and (len(batch) >= BATCH or size + len(item[1]) > UPLOAD_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item[1])
+    if batch:
+        yield batch
+
+
+def _retry_after(resp: requests.Response) -> float:
+    value = resp.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else 0.0
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _check_content_range(resp: requests.Response, start: int, image_id: int) -> None:
+    match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
+    if match and int(match.group(1)) != start:
+        raise PlatformError(
+            f"images.download: image {image_id}: asked for bytes from {start}, got from {match.group(1)}"
+        )

@@ -1,0 +1,356 @@
+"""The HTTP client against `slyfs serve` on loopback: auth, secrecy, retries, paging, multipart, ranges."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from slyfs.model.entities import NewImage
+from slyfs.platform.base import NameConflict, NotFound, PlatformError, Unavailable, content_hash
+from slyfs.platform.config import ConfigError, resolve_server
+from slyfs.platform.http import SuperviselyClient
+from slyfs.platform.local import LocalStore
+from slyfs.platform.multipart import MultipartError, MultipartReader, boundary_of, closing, part_head
+from tests.helpers.images import image_bytes
+from tests.helpers.serve import ServedStore, free_port, serve_store
+
+N_IMAGES = 60
+# bytes that look like multipart delimiters, glued after valid image data
+TRICKY = b"\r\n--" + b"\r\n--slyfs-" + b"\r\n----\r\n\r\n" + b"--slyfs-00\r\n"
+
+
+class Fixture:
+    def __init__(self, root: Path, dataset_id: int, child_id: int, project_id: int, images: dict[int, bytes]) -> None:
+        self.root = root
+        self.dataset_id = dataset_id
+        self.child_id = child_id
+        self.project_id = project_id
+        self.images = images  # id -> bytes
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
+    root = tmp_path_factory.mktemp("http") / "store"
+    store = LocalStore(root)
+    team = store.create_team("team")
+    ws = store.create_workspace(team.id, "ws")
+    project = store.create_project(ws.id, "project")
+    ds = store.create_dataset(project.id, "ds")
+    child = store.create_dataset(project.id, "child", parent_id=ds.id)
+    payloads = []
+    for i in range(N_IMAGES):
+        fmt = "PNG" if i % 2 else "JPEG"
+        data = image_bytes(20 + i % 7, 10 + i % 5, fmt, i)
+        if i % 3 == 0:
+            data += TRICKY * (1 + i % 4)
+        payloads.append((f"{i:03d}.{'png' if fmt == 'PNG' else 'jpg'}", data))
+    infos = store.add_images_bytes(ds.id, payloads)
+    store.add_images_bytes(child.id, [("in-child.png", image_bytes(9, 9, "PNG", 99))])
+    store.set_annotations(ds.id, [(infos[0].id, {"description": "", "size": {"height": 10, "width": 20},
+                                                 "tags": [], "objects": []})])
+    store.close()
+    return Fixture(root, ds.id, child.id, project.id, {i.id: d for i, (_, d) in zip(infos, payloads, strict=True)})
+
+
+@pytest.fixture(scope="module")
+def server(data: Fixture):
+    with serve_store(data.root) as served:
+        yield served
+
+
+def api(server: ServedStore, method: str, body: Any = None, *, token: str | None = None, **kw: Any) -> Any:
+    headers = {} if token == "" else {"x-api-key": token or server.token}
+    return requests.post(f"{server.url}/public/api/v3/{method}", json=body if body is not None else {},
+                         headers={**headers, **kw.pop("headers", {})}, timeout=10, **kw)
+
+
+# ---- auth and secrecy ------------------------------------------------------------------------------
+def test_unauthorized(server: ServedStore) -> None:
+    for token in ("", "wrong-token"):
+        r = api(server, "teams.list", token=token)
+        assert r.status_code == 401
+        assert "error" in r.json() and "message" in r.json()["details"]
+    client = SuperviselyClient(server.url, "wrong-token-123", retry_budget=5)
+    t0 = time.monotonic()
+    with pytest.raises(PlatformError) as e:
+        client.list_teams()
+    assert not isinstance(e.value, NotFound | Unavailable)
+    assert time.monotonic() - t0 < 2, "401 is not retried"
+    assert "401" in str(e.value) and "wrong-token-123" not in str(e.value)
+
+
+def test_token_appears_in_no_message_or_log(
+    data: Fixture, server: ServedStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+
+    def keep(e: BaseException) -> None:
+        while e is not None:
+            texts.extend([str(e), repr(e)])
+            e = e.__cause__ or e.__context__  # type: ignore[assignment]
+
+    good = server.client(retry_budget=1, base_sleep=0.1)
+    wrong = SuperviselyClient(server.url, "Wr0ng-Secret-" + "x" * 40, retry_budget=1)
+    dead = SuperviselyClient(f"http://127.0.0.1:{free_port()}", server.token, retry_budget=0.6, base_sleep=0.1)
+    texts.append(repr(good))
+    for call in (
+        lambda: good.get_image(987654321),
+        lambda: good.create_dataset(987654321, "x"),
+        lambda: good.add_images(data.dataset_id, [NewImage(name="000.jpg", hash=content_hash(b"x"))]),
+        lambda: wrong.list_teams(),
+        lambda: dead.list_teams(),
+        lambda: dead.read_image(1),
+    ):
+        with pytest.raises(PlatformError) as e:
+            call()
+        keep(e.value)
+    with pytest.raises(ValueError) as bad:
+        SuperviselyClient(server.url, "tok\nen-secret-value")
+    keep(bad.value)
+    texts.append(caplog.text)
+    texts.append(server.log_text())
+    for secret in (server.token, "Wr0ng-Secret-", "en-secret-value"):
+        assert not [t for t in texts if secret in t], f"{secret[:8]}... leaked"
+
+
+# ---- retries, timeouts, budget ------------------------------------------------------------------------
+def test_faults_still_give_correct_bytes(data: Fixture) -> None:
+    spec = "rate=0.2,seed=1,kinds=500+503+429+reset+slow,delay=1"
+    with serve_store(data.root, faults=spec) as served:
+        client = served.client(base_sleep=0.05, retry_budget=20)
+        for _ in range(2):
+            ids = [i.id for i in client.iter_images(data.dataset_id, page_size=10)]
+            assert ids == sorted(data.images)
+            assert dict(client.download_images(data.dataset_id, ids)) == data.images
+            for image_id in ids[:20]:
+                assert client.read_image(image_id, 3, 50) == data.images[image_id][3:53]
+            anns = list(client.iter_annotations(data.dataset_id, ids))
+            assert [a.image_id for a in anns] == ids
+        client.close()
+        injected = re.findall(r"fault injected: (\S+) on (\S+)", served.log_text())
+    assert len({kind for kind, _ in injected}) >= 4, f"too few kinds of faults were injected: {injected}"
+
+
+def test_resets_mid_stream_resume(data: Fixture) -> None:
+    with serve_store(data.root, faults="rate=0.5,seed=2,kinds=reset") as served:
+        client = served.client(base_sleep=0.05, retry_budget=20)
+        ids = sorted(data.images)
+        for _ in range(3):
+            assert dict(client.download_images(data.dataset_id, ids)) == data.images
+        for image_id in ids[:10]:
+            assert client.read_image(image_id) == data.images[image_id]
+        client.close()
+        injected = re.findall(r"fault injected: reset on (\S+)", served.log_text())
+    assert injected.count("images.bulk.download") >= 2 and "images.download" in injected
+
+
+def test_server_down_then_back(data: Fixture) -> None:
+    with serve_store(data.root) as served:
+        budget = 3.0
+        client = served.client(retry_budget=budget, base_sleep=0.2)
+        image_id = next(iter(data.images))
+        assert client.get_image(image_id).id == image_id
+        served.stop()
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable):
+            client.read_image(image_id)
+        elapsed = time.monotonic() - t0
+        assert 1.0 < elapsed < budget + 1.5
+        served.start()
+        assert client.read_image(image_id) == data.images[image_id]
+        client.close()
+
+
+def test_hanging_server_is_bounded_by_timeouts(data: Fixture) -> None:
+    with serve_store(data.root, faults="rate=1,kinds=slow,delay=2") as served:
+        client = served.client(read_timeout=0.5, retry_budget=1.5, base_sleep=0.1)
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable):
+            client.list_teams()
+        assert time.monotonic() - t0 < 1.5 + 1.5
+
+
+# ---- paging ------------------------------------------------------------------------------------------
+def test_paging_is_consistent(data: Fixture, server: ServedStore) -> None:
+    body = {"datasetId": data.dataset_id, "per_page": 7}
+    first = api(server, "images.list", {**body, "page": 1}).json()
+    assert (first["total"], first["perPage"], first["pagesCount"]) == (N_IMAGES, 7, 9)
+    seen = []
+    for page in range(1, first["pagesCount"] + 2):
+        answer = api(server, "images.list", {**body, "page": page}).json()
+        assert answer["total"] == N_IMAGES and answer["pagesCount"] == 9
+        seen += [e["id"] for e in answer["entities"]]
+    assert seen == sorted(data.images)  # every id once, in id order; the page past the end is empty
+    default = api(server, "images.list", {"datasetId": data.dataset_id}).json()
+    assert (default["perPage"], default["pagesCount"], len(default["entities"])) == (500, 1, N_IMAGES)
+    some = sorted(data.images)[5:8]
+    answer = api(server, "images.list", {"datasetId": data.dataset_id,
+                                         "filter": [{"field": "id", "operator": "in", "value": some}]}).json()
+    assert [e["id"] for e in answer["entities"]] == some and answer["total"] == 3
+    by_get = requests.get(f"{server.url}/public/api/v3/images.list",
+                          params={"datasetId": data.dataset_id, "per_page": 7, "page": 9},
+                          headers={"x-api-key": server.token}, timeout=10).json()
+    assert [e["id"] for e in by_get["entities"]] == sorted(data.images)[56:]
+    # token mode, as the SDK's generator pages
+    after, got = None, []
+    while True:
+        answer = api(server, "images.list", {**body, "pagination_mode": "token", "after": after}).json()
+        got += [e["id"] for e in answer["entities"]]
+        after = answer["after"]
+        if after is None:
+            break
+    assert got == sorted(data.images)
+
+
+def test_datasets_recursive_and_filters(data: Fixture, server: ServedStore) -> None:
+    top = api(server, "datasets.list", {"projectId": data.project_id}).json()
+    assert [d["name"] for d in top["entities"]] == ["ds"]
+    tree = api(server, "datasets.list", {"projectId": data.project_id, "recursive": True}).json()
+    assert {d["name"]: d["parentId"] for d in tree["entities"]} == {"ds": None, "child": data.dataset_id}
+    kids = api(server, "datasets.list", {"projectId": data.project_id,
+                                         "filter": [{"field": "parentId", "operator": "=", "value": data.dataset_id}]})
+    assert [d["name"] for d in kids.json()["entities"]] == ["child"]
+    named = api(server, "images.list", {"datasetId": data.dataset_id,
+                                        "filter": [{"field": "name", "operator": "=", "value": "007.png"}]}).json()
+    assert [e["name"] for e in named["entities"]] == ["007.png"]
+    info = api(server, "projects.info", {"id": data.project_id}).json()
+    assert info["settings"] == {} and info["imagesCount"] == N_IMAGES + 1
+    assert api(server, "projects.info", {"id": 987654}).status_code == 404
+
+
+def test_client_pages_images(data: Fixture, server: ServedStore) -> None:
+    client = server.client()
+    assert [i.id for i in client.iter_images(data.dataset_id, page_size=7)] == sorted(data.images)
+    assert [d.name for d in client.list_datasets(data.project_id)] == ["ds", "child"]
+    first, second = sorted(data.images)[:2]
+    got = [a.image_id for a in client.iter_annotations(data.dataset_id, [second, 987654, first])]
+    assert got == [second, first]  # an id that is gone is skipped, as the local store does
+    assert client.server_version()
+    client.close()
+
+
+# ---- multipart -------------------------------------------------------------------------------------------
+def _multipart_body(boundary: str, parts: list[tuple[str, bytes]]) -> bytes:
+    out = b"preamble to ignore\r\n"
+    for name, body in parts:
+        out += part_head(boundary, name, {"Content-Type": "image/png"}) + body + b"\r\n"
+    return out + closing(boundary) + b"epilogue"
+
+
+def test_multipart_reader_any_chunking() -> None:
+    boundary = "slyfs-00ff"
+    rng = random.Random(3)
+    parts = [(str(i), bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300))) + TRICKY * i) for i in range(8)]
+    parts.append(("empty", b""))
+    body = _multipart_body(boundary, parts)
+    for size in (1, 2, 3, 5, 17, 64, 1000, len(body)):
+        reader = MultipartReader(boundary_of(f'multipart/form-data; boundary="{boundary}"'))
+        got = []
+        for start in range(0, len(body), size):
+            got += reader.feed(body[start : start + size])
+        reader.close()
+        assert [(p.name, p.body) for p in got] == parts
+        assert got[0].headers["content-type"] == "image/png"
+    truncated = MultipartReader(boundary)
+    truncated.feed(body[: len(body) // 2])
+    with pytest.raises(MultipartError):
+        truncated.close()
+    no_end = MultipartReader(boundary)
+    no_end.feed(body[: body.index(closing(boundary).rstrip())])
+    with pytest.raises(MultipartError):
+        no_end.close()
+    with pytest.raises(MultipartError):
+        boundary_of("application/json")
+
+
+def test_bulk_download_many_tricky_images(data: Fixture, server: ServedStore) -> None:
+    client = server.client()
+    ids = sorted(data.images)
+    got = list(client.download_images(data.dataset_id, ids + ids[:3]))
+    assert sorted(i for i, _ in got) == ids  # each id once
+    assert dict(got) == data.images
+    assert any(TRICKY in b for b in data.images.values())
+    r = api(server, "images.bulk.download", {"datasetId": data.dataset_id, "imageIds": ids[:5]})
+    assert r.headers["content-type"].startswith("multipart/form-data; boundary=")
+    reader = MultipartReader(boundary_of(r.headers["content-type"]))
+    parts = reader.feed(r.content)
+    reader.close()
+    assert [int(p.name or 0) for p in parts] == ids[:5]
+    assert all(p.headers["x-content-checksum-sha256"] == content_hash(p.body) for p in parts)
+    assert api(server, "images.bulk.download", {"datasetId": data.child_id, "imageIds": ids[:1]}).status_code == 404
+    client.close()
+
+
+# ---- ranges --------------------------------------------------------------------------------------------
+def test_range_reads(data: Fixture, server: ServedStore) -> None:
+    image_id, blob = next(iter(data.images.items()))
+    n = len(blob)
+    r = api(server, "images.download", {"id": image_id}, headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == blob[10:20]
+    assert r.headers["Content-Range"] == f"bytes 10-19/{n}"
+    r = api(server, "images.download", {"id": image_id}, headers={"Range": "bytes=-5"})
+    assert r.status_code == 206 and r.content == blob[-5:]
+    r = api(server, "images.download", {"id": image_id}, headers={"Range": f"bytes={n}-"})
+    assert r.status_code == 416 and r.headers["Content-Range"] == f"bytes */{n}"
+    r = api(server, "images.download", {"id": image_id})
+    assert r.status_code == 200 and r.content == blob
+    assert r.headers["x-content-checksum-sha256"] == content_hash(blob)
+    client = server.client()
+    assert client.read_image(image_id) == blob
+    assert client.read_image(image_id, 7, 3) == blob[7:10]
+    assert client.read_image(image_id, n - 4, 100) == blob[-4:]
+    assert client.read_image(image_id, n + 10, 5) == b""
+    assert client.read_image(image_id, 5) == blob[5:]
+    client.close()
+
+
+# ---- writing ---------------------------------------------------------------------------------------------
+def test_conflict_in_a_later_batch_adds_nothing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    team = store.create_team("t")
+    project = store.create_project(store.create_workspace(team.id, "w").id, "p")
+    ds = store.create_dataset(project.id, "d")
+    h = store.upload_blobs([image_bytes(8, 8, "PNG", 1)])[0]
+    store.add_images(ds.id, [NewImage(name="0055.png", hash=h)])
+    with serve_store(store.root) as served:
+        r = api(served, "images.bulk.add", {"datasetId": ds.id, "images": [{"title": "0055.png", "hash": h}]})
+        details = r.json()["details"]
+        assert r.status_code == 400 and details["type"] == "NONUNIQUE"
+        assert details["errors"][0]["name"] == "0055.png" and details["errors"][0]["id"] is not None
+        client = served.client()
+        with pytest.raises(NameConflict) as e:
+            client.add_images(ds.id, [NewImage(name=f"{i:04d}.png", hash=h) for i in range(70)])
+        assert e.value.names == ["0055.png"]
+        assert [i.name for i in client.iter_images(ds.id)] == ["0055.png"]
+        client.close()
+    store.close()
+
+
+# ---- configuration -----------------------------------------------------------------------------------
+def test_resolve_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVER_ADDRESS", raising=False)
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    env_file = tmp_path / "supervisely.env"
+    assert resolve_server(env_file=env_file) is None
+    assert resolve_server("example.com:8080/", "t1", env_file=env_file) == ("http://example.com:8080", "t1")
+    env_file.write_text('# comment\nSERVER_ADDRESS="https://dotenv.example/"\nexport API_TOKEN=\'t2\'\n')
+    assert resolve_server(env_file=env_file) == ("https://dotenv.example", "t2")
+    monkeypatch.setenv("SERVER_ADDRESS", "http://env.example")
+    monkeypatch.setenv("API_TOKEN", "t3")
+    assert resolve_server(env_file=env_file) == ("http://env.example", "t3")
+    token_file = tmp_path / "token"
+    token_file.write_text("t4\n")
+    got = resolve_server("https://cli.example", token_file=token_file, env_file=env_file)
+    assert got == ("https://cli.example", "t4")
+    monkeypatch.delenv("API_TOKEN")
+    with pytest.raises(ConfigError) as e:
+        resolve_server(env_file=tmp_path / "absent.env")
+    assert "API token" in str(e.value)
