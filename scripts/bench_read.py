@@ -136,7 +136,7 @@ def main() -> None:
         results["dd_null"] = timed(["dd", f"if={null_mp / 'blob'}", "of=/dev/null", "bs=1M"], stderr=subprocess.DEVNULL)
         null_bytes = min(size_mb, 2048) << 20
     finally:
-        null.terminate()
+        subprocess.run(["fusermount3", "-u", str(null_mp)], check=False)
         null.wait(30)
 
     mb = total / 1e6

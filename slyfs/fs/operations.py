@@ -177,6 +177,15 @@ class SlyOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         path = parent.path + (sname,)
         pnode = parent.node
+        known, cached = pnode.peek_child(sname)
+        if known:  # warm listing: answer on the loop, no thread hop
+            if cached is None:
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            attrs = self._cheap_attrs(cached, self._inode_for(path))
+            if attrs is not None:
+                ino = self._register(cached, path)
+                self.entries[ino].lookups += 1
+                return attrs
 
         def find() -> tuple[Node | None, pyfuse3.EntryAttributes | None]:
             node = pnode.child(sname)
@@ -194,7 +203,18 @@ class SlyOperations(pyfuse3.Operations):
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
         entry = await self._fresh(inode)
+        attrs = self._cheap_attrs(entry.node, inode)
+        if attrs is not None:
+            return attrs
         return await self.run(self.node_attrs, entry.node, inode)
+
+    def _cheap_attrs(self, node: Node, inode: int) -> pyfuse3.EntryAttributes | None:
+        """Attributes when they need no I/O and no rendering, else None (ask a worker thread)."""
+        if isinstance(node, StagedFile | StagedDir):
+            return None
+        if isinstance(node, FileNode) and node.cheap_size() is None:
+            return None
+        return self.attrs(node, inode)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for inode, n in inode_list:
@@ -253,7 +273,7 @@ class SlyOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         if not isinstance(node, FileNode):
             raise pyfuse3.FUSEError(errno.EISDIR)
-        version = await self.run(lambda: node.version)
+        version = node.version
         # Keep the page cache only while the content is the one it holds.
         keep = entry.opened_version == version
         entry.opened_version = version

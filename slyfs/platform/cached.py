@@ -22,6 +22,7 @@ from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, Te
 from slyfs.platform.base import Platform
 
 T = TypeVar("T")
+MISSING: Any = object()
 
 
 class SingleFlightCache:
@@ -46,6 +47,11 @@ class SingleFlightCache:
                 self._cache[key] = value
                 self._inflight.pop(key, None)
             return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The cached value, or MISSING; never fetches, never waits on a fetch."""
+        with self._lock:
+            return self._cache.get(key, MISSING)
 
     def clear(self) -> None:
         with self._lock:
@@ -144,6 +150,11 @@ class CachedPlatform:
         )
 
     def read_image(self, image: ImageInfo, offset: int, size: int) -> bytes:
+        local = self.platform.local_path(image)
+        if local is not None:  # the store's own file: no query, no copy in a cache
+            with open(local, "rb") as f:
+                f.seek(offset)
+                return f.read(size)
         if self._blobs is None or not image.hash:
             return self.platform.read_image(image.id, offset, size)
         key = blob_key(image.hash)

@@ -333,6 +333,9 @@ class LocalStore(Platform):
         h = hex_of(hash_b64)
         return self.root / "blobs" / h[:2] / h
 
+    def local_path(self, image: ImageInfo) -> Path | None:
+        return self.blob_path(image.hash) if image.hash else None
+
     def read_image(self, image_id: int, offset: int = 0, size: int = -1) -> bytes:
         row = self._one("SELECT hash, link FROM images WHERE id=?", (image_id,), f"image {image_id}")
         if row["hash"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from slyfs.model.entities import Project, Team, Workspace, parse_time
+from slyfs.views.coco import CocoProjectDir
 from slyfs.views.sly import SlyProjectDir
 from slyfs.views.tree import DirNode, IndexedDir, Node, TextFile, ViewContext, escape_name
 
@@ -12,6 +13,7 @@ from slyfs.views.tree import DirNode, IndexedDir, Node, TextFile, ViewContext, e
 ProjectView = Callable[[ViewContext, Project], DirNode]
 PROJECT_VIEWS: dict[str, ProjectView] = {
     "sly": lambda ctx, p: SlyProjectDir(ctx, p),
+    "coco": lambda ctx, p: CocoProjectDir(ctx, p),
 }
 
 README = """\
@@ -32,7 +34,11 @@ Names that cannot be path components are escaped: '/' as %2F, NUL as %00, '%' as
 Copy out with cp -r or rsync -a; unmount with `slyfs unmount <mountpoint>` or fusermount3 -u.
 """
 
-VIEW_HELP: dict[str, str] = {}
+VIEW_HELP: dict[str, str] = {
+    "coco": "COCO 2017: <dataset>/<image>, annotations/instances_<dataset>.json\n"
+    "               (+ person_keypoints_<dataset>.json for graph classes); nested datasets joined\n"
+    "               with __; masks pixel-exact through pycocotools; tags in `attributes`",
+}
 
 
 def readme_text() -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from cachetools import LRUCache
 
 from slyfs.model.entities import ImageInfo
-from slyfs.platform.cached import CachedPlatform, SingleFlightCache
+from slyfs.platform.cached import MISSING, CachedPlatform, SingleFlightCache
 
 
 class Node:
@@ -46,6 +46,10 @@ class DirNode(Node):
             if node.name == name:
                 return node
         return None
+
+    def peek_child(self, name: str) -> tuple[bool, Node | None]:
+        """(True, child or None) when the answer is known without blocking; else (False, None)."""
+        return False, None
 
 
 class IndexedDir(DirNode):
@@ -76,6 +80,12 @@ class IndexedDir(DirNode):
     def child(self, name: str) -> Node | None:
         return self._index()[1].get(name)
 
+    def peek_child(self, name: str) -> tuple[bool, Node | None]:
+        index = self.ctx.listings.peek(self.key)
+        if index is MISSING:
+            return False, None
+        return True, index[1].get(name)
+
 
 class StaticDir(DirNode):
     """A folder whose children are given, or produced by a function when listed."""
@@ -97,7 +107,12 @@ class FileNode(Node):
 
     @property
     def version(self) -> Hashable:
+        """Cheap by contract (no I/O, no rendering): the FUSE layer asks on the event loop."""
         raise NotImplementedError
+
+    def cheap_size(self) -> int | None:
+        """The size if known without I/O or rendering, else None."""
+        return None
 
     def read(self, offset: int, size: int) -> bytes:
         raise NotImplementedError
@@ -113,6 +128,9 @@ class ImageFile(FileNode):
 
     @property
     def size(self) -> int:
+        return self.image.size
+
+    def cheap_size(self) -> int | None:
         return self.image.size
 
     @property
@@ -132,6 +150,10 @@ class RenderCache:
         self._cache: LRUCache[Hashable, bytes] = LRUCache(maxsize=max_bytes, getsizeof=len)
         self._lock = threading.Lock()
         self._inflight: dict[Hashable, threading.Lock] = {}
+
+    def peek(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            return self._cache.get(key)
 
     def get(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
         with self._lock:
@@ -170,6 +192,10 @@ class RenderedFile(FileNode):
     def size(self) -> int:
         return len(self.data())
 
+    def cheap_size(self) -> int | None:
+        data = self._cache.peek(self.key)
+        return None if data is None else len(data)
+
     @property
     def version(self) -> Hashable:
         return self.key
@@ -187,6 +213,9 @@ class TextFile(FileNode):
 
     @property
     def size(self) -> int:
+        return len(self._data)
+
+    def cheap_size(self) -> int | None:
         return len(self._data)
 
     @property
