@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", dest="options", action="append", default=[], help="FUSE options, comma-separated")
     m.add_argument("--ttl", type=float, default=5.0, help="seconds listings and generated files may be stale")
     m.add_argument("--cache-dir", type=Path, default=Path(platformdirs.user_cache_dir("slyfs")))
+    m.add_argument("--retry-budget", type=float, default=20.0,
+                   help="seconds a platform request may spend on retries before the call fails with EIO")
     m.add_argument("--cache-size", type=parse_size, default=parse_size("2G"), help="on-disk cache bound, e.g. 2G")
     m.add_argument("--staging-dir", type=Path, help="staging for import/ (default: <cache-dir>/import)")
     m.add_argument("--settle", type=float, default=3.0, help="seconds a folder in import/ must rest before its import")
@@ -149,19 +151,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def open_platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The HTTP client when a server is configured (options, env, ~/supervisely.env), else the store."""
+    from slyfs.platform.http import SuperviselyClient, resolve_server
     from slyfs.platform.local import LocalStore, default_store_dir
 
-    remote = None
-    if not args.store:
-        try:
-            from slyfs.platform.http import SuperviselyClient, resolve_server
-        except ImportError:  # pragma: no cover - the HTTP client ships with slyfs
-            resolve_server = None
-        if resolve_server is not None:
-            remote = resolve_server(args.server, args.token, args.token_file)
+    remote = None if args.store else resolve_server(args.server, args.token, args.token_file)
     if remote:
         server, token = remote
-        return SuperviselyClient(server, token), token
+        return SuperviselyClient(server, token, retry_budget=args.retry_budget), token
     return LocalStore(args.store or default_store_dir(), create=False), None
 
 
@@ -220,7 +216,7 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
 
     try:
         platform, token = open_platform(args)
-    except PlatformError as e:
+    except (PlatformError, ValueError) as e:  # ValueError: incomplete server configuration
         return fail(args, str(e))
     setup_logging(args.verbose, token)
     blob_dir = args.cache_dir / "blobs" if token else None
@@ -267,6 +263,7 @@ def read_token(args: argparse.Namespace) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from slyfs.platform.base import PlatformError
     from slyfs.platform.local import default_store_dir
     from slyfs.server import run_server
 
@@ -275,7 +272,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("slyfs: serve needs --token, --token-file or $API_TOKEN", file=sys.stderr)
         return 2
     setup_logging(args.verbose, token)
-    run_server(args.store or default_store_dir(), host=args.host, port=args.port, token=token, faults=args.faults)
+    try:
+        run_server(args.store or default_store_dir(), host=args.host, port=args.port, token=token,
+                   faults=args.faults)
+    except (PlatformError, ValueError) as e:
+        print(f"slyfs: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

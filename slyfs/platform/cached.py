@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,17 +21,25 @@ from typing import Any, TypeVar
 from cachetools import LRUCache, TTLCache
 
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, Team, Workspace
-from slyfs.platform.base import Platform
+from slyfs.platform.base import Platform, Unavailable
+
+log = logging.getLogger("slyfs.cache")
 
 T = TypeVar("T")
 MISSING: Any = object()
 
 
 class SingleFlightCache:
-    """A TTL cache whose misses fetch once per key, however many threads ask at the same time."""
+    """A TTL cache whose misses fetch once per key, however many threads ask at the same time.
+
+    When a refresh fails because the platform is unreachable, the last value is served
+    (stale-if-error): during an outage `ls` keeps working from what was seen, and only data
+    never fetched fails.
+    """
 
     def __init__(self, ttl: float, maxsize: int = 4096) -> None:
         self._cache: TTLCache[Hashable, Any] = TTLCache(maxsize=maxsize, ttl=ttl)
+        self._stale: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
         self._lock = threading.Lock()
         self._inflight: dict[Hashable, threading.Lock] = {}
 
@@ -42,9 +52,18 @@ class SingleFlightCache:
             with self._lock:
                 if key in self._cache:
                     return self._cache[key]
-            value = fetch()
+            try:
+                value = fetch()
+            except Unavailable:
+                with self._lock:
+                    stale = self._stale.get(key, MISSING)
+                if stale is MISSING:
+                    raise
+                log.warning("platform unreachable: serving the last listing of %s", key)
+                return stale
             with self._lock:
                 self._cache[key] = value
+                self._stale[key] = value
                 self._inflight.pop(key, None)
             return value
 
@@ -120,34 +139,55 @@ class CachedPlatform:
         self._lists = SingleFlightCache(ttl)
         self._bundles = SingleFlightCache(ttl, maxsize=64)  # per-dataset images/annotations
         self._blobs = DiskBlobCache(blob_cache_dir, blob_cache_bytes) if blob_cache_dir else None
+        self.fail_fast_seconds = 1.0
+        self._down_until = 0.0
 
     def invalidate(self) -> None:
         self._lists.clear()
         self._bundles.clear()
 
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call the platform, failing at once for a moment after it was found unreachable:
+        one syscall waits out the retry budget, the ones right after it need not."""
+        if time.monotonic() < self._down_until:
+            raise Unavailable("the platform is unreachable (it failed moments ago; retrying shortly)")
+        try:
+            return fn(*args)
+        except Unavailable:
+            self._down_until = time.monotonic() + self.fail_fast_seconds
+            raise
+
     def teams(self) -> list[Team]:
-        return self._lists.get("teams", self.platform.list_teams)
+        return self._lists.get("teams", lambda: self._call(self.platform.list_teams))
 
     def workspaces(self, team_id: int) -> list[Workspace]:
-        return self._lists.get(("ws", team_id), lambda: self.platform.list_workspaces(team_id))
+        return self._lists.get(("ws", team_id), lambda: self._call(self.platform.list_workspaces, team_id))
 
     def projects(self, workspace_id: int) -> list[Project]:
-        return self._lists.get(("projects", workspace_id), lambda: self.platform.list_projects(workspace_id))
+        p = self.platform
+        return self._lists.get(("projects", workspace_id), lambda: self._call(p.list_projects, workspace_id))
 
     def meta(self, project_id: int) -> dict[str, Any]:
-        return self._lists.get(("meta", project_id), lambda: self.platform.get_project_meta(project_id))
+        p = self.platform
+        return self._lists.get(("meta", project_id), lambda: self._call(p.get_project_meta, project_id))
 
     def datasets(self, project_id: int) -> list[Dataset]:
-        return self._lists.get(("datasets", project_id), lambda: self.platform.list_datasets(project_id))
+        p = self.platform
+        return self._lists.get(("datasets", project_id), lambda: self._call(p.list_datasets, project_id))
 
     def images(self, dataset_id: int) -> list[ImageInfo]:
-        return self._bundles.get(("images", dataset_id), lambda: list(self.platform.iter_images(dataset_id)))
+        def fetch() -> list[ImageInfo]:
+            return list(self.platform.iter_images(dataset_id))
+
+        return self._bundles.get(("images", dataset_id), lambda: self._call(fetch))
 
     def annotations(self, dataset_id: int) -> dict[int, AnnotationInfo]:
         """Every annotation of the dataset by image id, fetched in bulk."""
-        return self._bundles.get(
-            ("anns", dataset_id), lambda: {a.image_id: a for a in self.platform.iter_annotations(dataset_id)}
-        )
+
+        def fetch() -> dict[int, AnnotationInfo]:
+            return {a.image_id: a for a in self.platform.iter_annotations(dataset_id)}
+
+        return self._bundles.get(("anns", dataset_id), lambda: self._call(fetch))
 
     def read_image(self, image: ImageInfo, offset: int, size: int) -> bytes:
         local = self.platform.local_path(image)
@@ -156,11 +196,11 @@ class CachedPlatform:
                 f.seek(offset)
                 return f.read(size)
         if self._blobs is None or not image.hash:
-            return self.platform.read_image(image.id, offset, size)
+            return self._call(self.platform.read_image, image.id, offset, size)
         key = blob_key(image.hash)
         data = self._blobs.read(key, offset, size)
         if data is None:
-            whole = self.platform.read_image(image.id)
+            whole = self._call(self.platform.read_image, image.id)
             self._blobs.put(key, whole)
             data = whole[offset : offset + size]
         return data
