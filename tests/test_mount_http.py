@@ -63,9 +63,10 @@ def test_outage_is_eio_within_budget_then_recovers(demo_store: Path, tmp_path: P
     with serve_store(demo_store) as server:
         with mounted(tmp_path / "mnt", *mount_args(server, tmp_path, budget), ttl=0.5,
                      extra=("--retry-budget", str(budget))) as mp:
-            img = mp / TEAM / WORKSPACE / PROJECT / "sly" / "val" / "img"
+            sly = mp / TEAM / WORKSPACE / PROJECT / "sly"
+            first = (sly / "val" / "img" / sorted(os.listdir(sly / "val" / "img"))[0]).read_bytes()
+            img = sly / "test" / "img"  # listed, but none of its images read yet (read-ahead stays in a folder)
             names = sorted(os.listdir(img))
-            first = (img / names[0]).read_bytes()
             server.stop()
             t0 = time.monotonic()
             with pytest.raises(OSError) as e:
@@ -83,8 +84,8 @@ def test_outage_is_eio_within_budget_then_recovers(demo_store: Path, tmp_path: P
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
-            assert data == expected_sly(demo_store)[f"val/img/{names[1]}"]
-            assert (img / names[0]).read_bytes() == first
+            assert data == expected_sly(demo_store)[f"test/img/{names[1]}"]
+            assert (sly / "val" / "img" / sorted(os.listdir(sly / "val" / "img"))[0]).read_bytes() == first
             assert sorted(os.listdir(img)) == names
             log = (tmp_path / "mnt-cache" / "slyfs.log").read_text()
             assert "EIO" in log

@@ -113,6 +113,10 @@ class DiskBlobCache:
             self._sizes.get(key)  # touch: most recently used
         return data
 
+    def has(self, key: str) -> bool:
+        with self._lock:
+            return key in self._sizes
+
     def put(self, key: str, data: bytes) -> None:
         tmp = self._path(f"{key}.{threading.get_ident()}.part")
         tmp.write_bytes(data)
@@ -141,6 +145,11 @@ class CachedPlatform:
         self._blobs = DiskBlobCache(blob_cache_dir, blob_cache_bytes) if blob_cache_dir else None
         self.fail_fast_seconds = 1.0
         self._down_until = 0.0
+        self.read_ahead = 24
+        self._inflight: dict[int, threading.Event] = {}
+        self._pos: dict[int, tuple[list[ImageInfo], dict[int, int]]] = {}
+        self._pos_lock = threading.Lock()
+        self._ahead_running = threading.BoundedSemaphore(3)  # batches in flight at once
 
     def invalidate(self) -> None:
         self._lists.clear()
@@ -200,10 +209,76 @@ class CachedPlatform:
         key = blob_key(image.hash)
         data = self._blobs.read(key, offset, size)
         if data is None:
-            whole = self._call(self.platform.read_image, image.id)
-            self._blobs.put(key, whole)
-            data = whole[offset : offset + size]
+            self._fetch_batch(image, ahead=7)
+            data = self._blobs.read(key, offset, size)
+            if data is None:  # evicted at once (a tiny cache): read it directly
+                data = self._call(self.platform.read_image, image.id, offset, size)
+        self._read_ahead(image)
         return data
+
+    # ---- read-ahead for remote platforms ------------------------------------------------------
+    def _following(self, image: ImageInfo, count: int) -> list[ImageInfo]:
+        """Up to `count` images after `image` in its folder's order that are neither cached nor being fetched:
+        `cp -r`, `rsync` and data loaders read a folder in that order."""
+        images = self.images(image.dataset_id)
+        index = self._positions(image.dataset_id, images).get(image.id)
+        if index is None:
+            return []
+        out: list[ImageInfo] = []
+        assert self._blobs is not None
+        for nxt in images[index + 1 : index + 1 + 4 * count]:
+            if nxt.hash and nxt.id not in self._inflight and not self._blobs.has(blob_key(nxt.hash)):
+                out.append(nxt)
+                if len(out) == count:
+                    break
+        return out
+
+    def _positions(self, dataset_id: int, images: list[ImageInfo]) -> dict[int, int]:
+        with self._pos_lock:
+            cached = self._pos.get(dataset_id)
+            if cached is None or cached[0] is not images:
+                cached = (images, {im.id: i for i, im in enumerate(images)})
+                self._pos[dataset_id] = cached
+            return cached[1]
+
+    def _fetch_batch(self, image: ImageInfo, ahead: int = 0) -> None:
+        """Fetch `image` (and `ahead` following ones) with one bulk request into the disk cache."""
+        batch = [image, *self._following(image, ahead)] if ahead else [image]
+        with self._pos_lock:
+            mine = [im for im in batch if im.id not in self._inflight]
+            waits = [self._inflight[im.id] for im in batch if im.id in self._inflight]
+            for im in mine:
+                self._inflight[im.id] = threading.Event()
+        try:
+            if mine:
+                by_id = {im.id: im for im in mine}
+                got = self._call(lambda: list(self.platform.download_images(image.dataset_id, list(by_id))))
+                assert self._blobs is not None
+                for image_id, data in got:
+                    h = by_id[image_id].hash
+                    if h:
+                        self._blobs.put(blob_key(h), data)
+        finally:
+            with self._pos_lock:
+                for im in mine:
+                    self._inflight.pop(im.id).set()
+        for ev in waits:
+            ev.wait(60)
+
+    def _read_ahead(self, image: ImageInfo) -> None:
+        """Start fetching the next images of the folder in the background (a few batches at a time)."""
+        if self._ahead_running.acquire(blocking=False):
+            def work() -> None:
+                try:
+                    nxt = self._following(image, self.read_ahead)
+                    if nxt:
+                        self._fetch_batch(nxt[0], ahead=self.read_ahead - 1)
+                except Exception as e:  # read-ahead is a hint: a failure here is retried on demand
+                    log.debug("read-ahead failed: %s", e)
+                finally:
+                    self._ahead_running.release()
+
+            threading.Thread(target=work, name="slyfs-read-ahead", daemon=True).start()
 
     def iter_all_projects(self) -> Iterator[tuple[Team, Workspace, Project]]:
         for team in self.teams():

@@ -114,6 +114,10 @@ class FileNode(Node):
         """The size if known without I/O or rendering, else None."""
         return None
 
+    def cheap_read(self, offset: int, size: int) -> bytes | None:
+        """The bytes if at hand without I/O or rendering (already rendered), else None."""
+        return None
+
     def read(self, offset: int, size: int) -> bytes:
         raise NotImplementedError
 
@@ -196,6 +200,10 @@ class RenderedFile(FileNode):
         data = self._cache.peek(self.key)
         return None if data is None else len(data)
 
+    def cheap_read(self, offset: int, size: int) -> bytes | None:
+        data = self._cache.peek(self.key)
+        return None if data is None else data[offset : offset + size]
+
     @property
     def version(self) -> Hashable:
         return self.key
@@ -217,6 +225,9 @@ class TextFile(FileNode):
 
     def cheap_size(self) -> int | None:
         return len(self._data)
+
+    def cheap_read(self, offset: int, size: int) -> bytes | None:
+        return self._data[offset : offset + size]
 
     @property
     def version(self) -> Hashable:
