@@ -9,30 +9,40 @@ with the images beside it (Roboflow). A file is a dataset named after it: the ta
 same dataset (`instances_val2017.json` + `person_keypoints_val2017.json`) merge into one dataset: images
 matched by `file_name`, annotations with the same `id` merged into one (segmentation + keypoints).
 
-Mapping (documented choices, each made so a COCO -> Supervisely -> COCO round trip keeps the data):
+Mapping (documented choices, made so masks agree with pycocotools and slyfs's coco/ view round-trips):
+- Pixel convention: COCO coordinates are continuous, pixel i spanning [i, i+1), a pixel inside when its
+  centre is (pycocotools' rasterization); Supervisely coordinates are pixel indices drawn inclusively
+  (OpenCV fillPoly / inclusive rectangles). Every region is converted between the two (see `_pixel_ring`).
 - A category becomes one class per geometry kind its annotations use, in the order polygon, bitmap,
   rectangle, graph: the first kind present takes the category name, the others `<name>_mask`,
   `<name>_bbox`, `<name>_keypoints` (a Supervisely class has one shape; COCO mixes polygons and crowd
   RLE in one category). Every such class keeps the COCO id in its description:
   `coco category_id=<id> supercategory=<text>` (`coco_category()` parses it back).
-- `segmentation` polygons -> one `polygon` object per ring, coordinates as given (the platform keeps
-  sub-pixel values; the model floors them when drawing). Several rings of one annotation are grouped by
-  a shared `instance` key (no multipolygon: older SDKs and tools cannot read it).
+- `segmentation` polygons -> one `polygon` object per ring, vertices moved to the pixel-index convention
+  (integers: the sub-pixel positions are not kept). The raster then equals pycocotools' exactly for rings
+  along pixel edges (what the coco/ view writes, boxes, staircase outlines) and differs only in pixels the
+  outline crosses for slanted edges. Several rings of one annotation share an `instance` key (no
+  multipolygon: older SDKs and tools cannot read it). COCO polygons have no holes (rings are a union).
+- A one-ring polygon that is an axis-aligned box becomes a `rectangle` when every polygon of its category
+  is one (the coco/ view writes rectangles that way), else a polygon like the others.
 - RLE (uncompressed `counts` list, or pycocotools' compressed string) -> `bitmap`, after checking `size`
   == the image's [height, width] and that the runs cover exactly h*w pixels (see `_mask_of` for why the
-  runs are decoded here rather than by pycocotools' C decoder).
-- bbox-only annotations -> `rectangle`, pixel-inclusive: left = x, right = x + w - 1 for whole numbers
-  (fractions use the SDK's download rule: left/top round up from .7, right/bottom from .3), clipped to
-  the image. The bbox of a segmented annotation is derived data and not stored.
-- keypoints -> a `graph` object of the category's graph class (template from `keypoints` + `skeleton`):
-  v=0 nodes are omitted, v=1 (labelled, not visible) nodes are kept with `disabled: true`, v=2 enabled.
-  Its polygon/bitmap/rectangle objects share the graph's `instance` key.
+  runs are decoded here rather than by pycocotools' C decoder). Holes survive (a polygon cannot hold them).
+- bbox-only annotations -> `rectangle` of the pixels whose centres are inside (left = x, right = x + w - 1
+  for whole numbers), clipped to the image. The bbox of a segmented annotation is derived data, not stored.
+- keypoints -> a `graph` object of the category's graph class (template from `keypoints` + `skeleton`,
+  node keys = keypoint names): v=0 nodes are omitted, v=1 (labelled, not visible) nodes are kept with
+  `disabled: true`, v=2 enabled; coordinates as given. The annotation's other objects share its
+  `instance` key. A segmentation that is only the box around the keypoints (the coco/ view's) is skipped.
 - `iscrowd: 1` -> object tag `iscrowd` (value type none).
 - `attributes` (slyfs's `coco/` view writes tags there, on images and annotations; CVAT writes its
   attributes there) -> tags: null/true -> a tag without value, false -> no tag, numbers -> any_number,
-  strings -> any_string (a name seen with a string anywhere is any_string), lists -> one tag per value.
+  strings -> any_string (a name seen with a string anywhere is any_string; oneof_string cannot be told
+  apart), lists -> one tag per value.
 - Objects with no pixel in the image (a box or polygon entirely outside, an empty RLE) are dropped with
   a warning; everything else wrong is a Problem naming the JSON file, the annotation id and what is wrong.
+- Names written escaped by the views (`%2F`, `%25`) are unescaped; the coco/ view's flattened nested
+  datasets (`train__night`) stay flat.
 
 Images: `file_name` is resolved relative to the import folder, the JSON's folder, the folder above
 `annotations/`, and `images/` or `<dataset>/` folders next to those; then by base name, only if exactly
@@ -55,6 +65,7 @@ import uuid
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import mul, sub
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +82,7 @@ from slyfs.importers.common import (
     is_image_name,
     probe_image,
     rel,
+    unescape,
     walk,
 )
 from slyfs.importers.jsonstream import JsonStreamError, scan
@@ -160,21 +172,55 @@ def _numbers(values: list[Any]) -> bool:
     return set(map(type, values)) <= _NUMBER_TYPES and math.isfinite(sum(values))
 
 
+def _box_extent(ring: Any) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) if `ring` is an axis-aligned rectangle of 4 corners (as slyfs's view writes boxes)."""
+    if not (isinstance(ring, list) and len(ring) == 8 and _numbers(ring)):
+        return None
+    xs, ys = ring[0::2], ring[1::2]
+    if len(set(xs)) != 2 or len(set(ys)) != 2:
+        return None
+    for i in range(4):
+        j = (i + 1) % 4
+        if (xs[i] == xs[j]) == (ys[i] == ys[j]):  # each side moves along exactly one axis
+            return None
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _labelled_keypoints(ann: dict[str, Any]) -> list[tuple[Any, Any]]:
+    kp = ann.get("keypoints")
+    if not isinstance(kp, list):
+        return []
+    return [(kp[i], kp[i + 1]) for i in range(0, len(kp) - 2, 3) if _num(kp[i + 2]) and kp[i + 2] > 0]
+
+
+def _has_keypoints(ann: dict[str, Any]) -> bool:
+    return bool(_labelled_keypoints(ann))
+
+
 def _region_kind(ann: dict[str, Any]) -> str | None:
+    """What the annotation's region becomes: polygon, box (a rectangle-shaped polygon), bitmap, rectangle
+    (bbox only), or None (no region; also for keypoints whose segmentation is just the box around them,
+    which is what slyfs's coco/ view writes for graph objects)."""
     seg = ann.get("segmentation")
     if isinstance(seg, dict):
         return "bitmap"
     if isinstance(seg, list) and seg:
+        if len(seg) == 1:
+            box = _box_extent(seg[0])
+            if box is not None:
+                pts = _labelled_keypoints(ann)
+                if pts and all(_num(v) for p in pts for v in p):
+                    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+                    if box == (min(xs), min(ys), max(xs) + 1, max(ys) + 1):
+                        return None
+                return "box"
         return "polygon"
+    if _has_keypoints(ann):
+        return None
     bbox = ann.get("bbox")
     if isinstance(bbox, list) and bbox:
         return "rectangle"
     return None
-
-
-def _has_keypoints(ann: dict[str, Any]) -> bool:
-    kp = ann.get("keypoints")
-    return isinstance(kp, list) and any(_num(v) and v > 0 for v in kp[2::3])
 
 
 def _value_kind(v: Any) -> str:
@@ -226,7 +272,7 @@ def _dataset_name(path: Path, root: Path) -> str:
     stem = path.name[:-5] if path.name.lower().endswith(".json") else path.stem
     for prefix in TASK_PREFIXES:
         if stem.startswith(prefix) and len(stem) > len(prefix):
-            return stem[len(prefix) :]
+            return unescape(stem[len(prefix) :])
     if stem.lower() in GENERIC_STEMS:
         d = path.parent
         if d.name == "annotations" and d != root:
@@ -376,6 +422,7 @@ class _Category:
     keypoints: list[str] | None = None
     skeleton: list[Any] | None = None
     kinds: set[str] = field(default_factory=set)
+    box_kind: str = "rectangle"  # what rectangle-shaped polygons become
     titles: dict[str, str] = field(default_factory=dict)  # kind -> class title
     node_keys: list[str] = field(default_factory=list)
 
@@ -412,6 +459,10 @@ def _merge_categories(files: list[_File], problems: ProblemList) -> dict[Any, _C
         for cid in cf.keypoint_cats:
             if cid in cats and cats[cid].keypoints:
                 cats[cid].kinds.add("graph")
+    for cat in cats.values():
+        if "box" in cat.kinds:  # rectangle-shaped polygons: rectangles, unless the category has real polygons
+            cat.box_kind = "polygon" if "polygon" in cat.kinds else "rectangle"
+            cat.kinds = (cat.kinds - {"box"}) | {cat.box_kind}
     return cats
 
 
@@ -499,9 +550,56 @@ def _tags(attrs: Any, tag_types: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-def _round_from(v: float, threshold: float) -> int:
-    base = math.floor(v)
-    return base + 1 if v - base >= threshold else base
+def _first_pixel(edge: float) -> int:
+    """The first pixel whose centre lies right of (below) a left (top) edge at `edge`: COCO's convention,
+    pixel i spanning [i, i+1) - the one pycocotools rasterizes by."""
+    return math.ceil(edge - 0.5)
+
+
+def _last_pixel(edge: float) -> int:
+    """The last pixel whose centre lies left of (above) a right (bottom) edge at `edge`."""
+    return math.floor(edge - 0.5)
+
+
+def _pixel_ring(xs: list[float], ys: list[float]) -> list[list[int]]:
+    """COCO polygon vertices (continuous, pixel i = [i, i+1)) as Supervisely pixel-index vertices.
+
+    OpenCV's fillPoly (the platform's and the SDK's polygon raster) fills every pixel an integer vertex or
+    edge touches, pycocotools the pixels whose centres are inside. Each vertex moves half a pixel and is
+    rounded towards the polygon's inside: for rings along pixel edges (slyfs's coco/ view traces its
+    polygons that way, and boxes) the fillPoly raster is then exactly the pycocotools raster; for slanted
+    edges they differ only in pixels the outline crosses. Sub-pixel vertex positions are not kept.
+    """
+    px, py = xs[-1:] + xs[:-1], ys[-1:] + ys[:-1]  # each vertex's predecessor
+    area2 = sum(map(mul, px, ys)) - sum(map(mul, xs, py))
+    sign = 1.0 if area2 >= 0 else -1.0  # y grows downwards: positive area = clockwise on screen
+    hypot = math.hypot
+    nxs: list[float] = []  # inward unit normal of the edge arriving at each vertex
+    nys: list[float] = []
+    for dx, dy in zip(map(sub, xs, px), map(sub, ys, py), strict=True):
+        length = hypot(dx, dy)
+        if length:
+            nxs.append(-sign * dy / length)
+            nys.append(sign * dx / length)
+        else:
+            nxs.append(0.0)
+            nys.append(0.0)
+    ceil, floor = math.ceil, math.floor
+    out: list[list[int]] = []
+    for x, y, a, b, c, d in zip(xs, ys, nxs, nys, nxs[1:] + nxs[:1], nys[1:] + nys[:1], strict=True):
+        vx, vy = a + c, b + d  # the inward direction at the vertex (arriving + leaving edge)
+        out.append([ceil(x - 0.5) if vx > 1e-9 else floor(x - 0.5) if vx < -1e-9 else floor(x),
+                    ceil(y - 0.5) if vy > 1e-9 else floor(y - 0.5) if vy < -1e-9 else floor(y)])
+    return out
+
+
+def _box(x0: float, y0: float, x1: float, y1: float, h: int, w: int) -> list[list[int]] | None:
+    """The inclusive pixel box [[left, top], [right, bottom]] of the continuous box, clipped; None if empty."""
+    left, top = max(_first_pixel(x0), 0), max(_first_pixel(y0), 0)
+    right, bottom = min(max(_last_pixel(x1), left), w - 1), min(max(_last_pixel(y1), top), h - 1)
+    if left > right or top > bottom or left > w - 1 or top > h - 1:
+        return None
+    return [[left, top], [right, bottom]]
 
 
 def _rle_counts(counts: str) -> np.ndarray:
@@ -630,7 +728,14 @@ def _objects(ann: dict[str, Any], h: int, w: int, ctx: _Context, where: str, ite
         else:
             data, origin = encode_bitmap(*mask)
             out.append(_obj(cat.titles["bitmap"], tags, {"bitmap": {"origin": origin, "data": data}}, "bitmap"))
-    elif kind == "polygon":
+    elif kind == "box" and cat.box_kind == "rectangle":
+        box = _box(*_box_extent(seg[0]), h, w)  # type: ignore[misc]
+        if box is None:
+            warn(f"box segmentation lies outside the {w}x{h} image")
+        else:
+            out.append(_obj(cat.titles["rectangle"], tags, {"points": {"exterior": box, "interior": []}},
+                            "rectangle"))
+    elif kind in ("polygon", "box"):
         rings = seg if isinstance(seg[0], list) else [seg]  # a flat list is one ring (seen in the wild)
         for i, ring in enumerate(rings):
             if not isinstance(ring, list) or not _numbers(ring):
@@ -646,23 +751,20 @@ def _objects(ann: dict[str, Any], h: int, w: int, ctx: _Context, where: str, ite
             if _outside(xs, ys, h, w):
                 warn(f"polygon segmentation[{i}] lies outside the {w}x{h} image")
                 continue
-            points = {"exterior": list(map(list, zip(xs, ys, strict=True))), "interior": []}
+            points = {"exterior": _pixel_ring(xs, ys), "interior": []}
             out.append(_obj(cat.titles["polygon"], tags, {"points": points}, "polygon"))
     elif kind == "rectangle":
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_num(v) for v in bbox)) or bbox[2] < 0 \
-                or bbox[3] < 0:
+        if not (isinstance(bbox, list) and len(bbox) == 4 and _numbers(bbox)) or bbox[2] < 0 or bbox[3] < 0:
             problem(f"bbox must be [x, y, width, height] with width, height >= 0, got {bbox!r}")
         else:
             x, y, bw, bh = bbox
-            left, top = _round_from(x, 0.7), _round_from(y, 0.7)
-            right, bottom = max(left, _round_from(x + bw, 0.3) - 1), max(top, _round_from(y + bh, 0.3) - 1)
-            left, top, right, bottom = max(left, 0), max(top, 0), min(right, w - 1), min(bottom, h - 1)
-            if left > right or top > bottom:
+            box = _box(x, y, x + bw, y + bh, h, w)
+            if box is None:
                 warn(f"bbox {bbox} lies outside the {w}x{h} image")
             else:
-                points = {"exterior": [[left, top], [right, bottom]], "interior": []}
-                out.append(_obj(cat.titles["rectangle"], tags, {"points": points}, "rectangle"))
+                out.append(_obj(cat.titles["rectangle"], tags, {"points": {"exterior": box, "interior": []}},
+                                "rectangle"))
     kp = ann.get("keypoints")
     if _has_keypoints(ann):
         if not cat.keypoints:
@@ -743,7 +845,7 @@ def _build_entries(ds: _Dataset, problems: ProblemList) -> None:
     used: set[str] = set()
     for e in ds.entries:
         b = e.file_name.rsplit("/", 1)[-1]
-        name = b if base_count[b] == 1 else e.file_name.strip("/").replace("/", "__")
+        name = unescape(b) if base_count[b] == 1 else e.file_name.strip("/").replace("/", "__")
         cand, n = name, 2
         while cand in used:
             stem, ext = os.path.splitext(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import unicodedata
 import warnings
 from collections.abc import Iterator
@@ -96,6 +97,19 @@ def rel(path: Path, folder: Path) -> str:
         return path.relative_to(folder).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+_ESCAPE = re.compile(r"%(25|2[Ff]|00|2[Ee])")
+_UNESCAPED = {"25": "%", "2F": "/", "2f": "/", "00": "\0", "2E": ".", "2e": "."}
+
+
+def unescape(component: str) -> str:
+    """Undo the mount views' escaping of a name (`%25` `%2F` `%00` `%2E`, and `%` for the empty name), so a
+    copy of a view round-trips platform names with `/` or `%`; other `%` sequences are kept as they are (a
+    name written by other tools may contain a literal `%`)."""
+    if component == "%":
+        return ""
+    return _ESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], component)
 
 
 def nfc(name: str) -> str:

@@ -5,11 +5,13 @@ folders with no image anywhere below are skipped. Images lying directly in the i
 dataset named after the import folder (the project's name in the drop zone), or `ds0` when a subfolder
 already has that name. Files that are not images (by extension) are ignored with a warning; image files
 are checked lazily, as the validation pass iterates, so detection and conversion stay a directory walk.
-Each image gets an empty annotation carrying its size.
+Each image gets an empty annotation carrying its size. Label files of formats no importer reads yet
+(VOC `.xml`, LabelMe `.json`, YOLO `.txt`) make the import fail instead of being silently dropped.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,9 +47,28 @@ def _item(path: Path, folder: Path) -> ImportedImage:
     return item
 
 
+LABEL_EXTENSIONS = frozenset({".xml", ".json", ".yaml", ".yml"})
+
+
+def _label_like(here: Path, files: list[str]) -> list[str]:
+    """Files that look like labels in a format no importer read (VOC .xml, LabelMe .json, YOLO .txt beside
+    or under labels/ + data.yaml): importing only the images would drop them silently."""
+    stems = {os.path.splitext(f)[0] for f in files if is_image_name(f)}
+    out = []
+    for f in files:
+        stem, ext = os.path.splitext(f)
+        ext = ext.lower()
+        if ext in LABEL_EXTENSIONS or (ext == ".txt" and (stem in stems or here.name == "labels")):
+            out.append(f)
+    return out
+
+
 def convert(folder: Path) -> ImportedProject:
+    """The images under `folder`; ImportFailed if there are none, or if label files of a format no importer
+    reads lie among them (the user would lose those labels without noticing)."""
     found: dict[tuple[str, ...], list[Path]] = {}
     skipped: list[str] = []
+    labels: list[str] = []
     top_dirs: set[str] = set()
     for here, dirs, files in walk(folder):
         parts = here.relative_to(folder).parts
@@ -55,10 +76,19 @@ def convert(folder: Path) -> ImportedProject:
             top_dirs.update(dirs)
         images = [here / f for f in files if is_image_name(f)]
         skipped += [rel(here / f, folder) for f in files if not is_image_name(f)]
+        labels += [rel(here / f, folder) for f in _label_like(here, files)]
         if images:
             found[parts] = images
     if not found:
         raise ImportFailed([Problem("", "no image files found (looked for " + LOOKS_FOR + ")")])
+    if labels:
+        shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
+        hint = ""
+        if any("/ann/" in f"/{name}" for name in labels):
+            hint = " (a Supervisely project? its meta.json is missing at the top of the folder)"
+        raise ImportFailed([Problem("", f"found {len(labels)} label file(s) in a format this version does not "
+                                    f"read ({shown}){hint}; importing the images alone would drop those labels"
+                                    " - remove them to import just the images")])
     if () in found:
         top = folder.name if folder.name and folder.name not in top_dirs else TOP_LEVEL_FALLBACK
         n = 2

@@ -20,7 +20,6 @@ module checks what only it knows: the files exist, images decode, and `size` is 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from slyfs.importers.common import (
     nfc,
     probe_image,
     rel,
+    unescape,
 )
 from slyfs.model import FormatError, ProjectMeta
 
@@ -45,18 +45,6 @@ FORMAT = "sly"
 LOOKS_FOR = "meta.json + <ds>/ann (Supervisely)"
 RESERVED = frozenset({"img", "ann", "img_info", "seg", "meta", "datasets", "blob"})
 _MAX_DEPTH = 32
-_ESCAPE = re.compile(r"%(25|2[Ff]|00|2[Ee])")
-_UNESCAPED = {"25": "%", "2F": "/", "2f": "/", "00": "\0", "2E": ".", "2e": "."}
-
-
-def unescape(component: str) -> str:
-    """Undo the views' escaping of a path component; other `%` sequences are kept as they are (an
-    SDK-written name may contain a literal `%`)."""
-    if component == "%":
-        return ""
-    return _ESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], component)
-
-
 def format_problem(e: FormatError, fallback_path: str) -> Problem:
     """A model FormatError as a Problem: the file, then the JSON field and what is wrong."""
     where = e.field

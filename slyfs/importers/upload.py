@@ -223,11 +223,8 @@ class _Plan:
 def _merge_meta(current: dict[str, Any] | None, imported: ProjectMeta) -> dict[str, Any]:
     """The target's meta with the imported classes and tags added (FormatError if they clash)."""
     incoming = ProjectMeta.from_json(clean_meta(imported.to_json()))
-    if current is None:
-        base = ProjectMeta.from_json({"classes": [], "tags": [], "projectType": "images"})
-        current = base.to_json()
-    else:
-        base = ProjectMeta.from_json(current)
+    base = ProjectMeta.from_json(current if current is not None else {"classes": [], "tags": [],
+                                                                        "projectType": "images"})
     merged = base.merge(incoming).to_json()
     if "projectSettings" not in merged and incoming.project_settings is not None:
         merged["projectSettings"] = incoming.to_json()["projectSettings"]
