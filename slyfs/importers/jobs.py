@@ -202,11 +202,14 @@ def run_job(
     publish(state=RUNNING, message="", problems=[], done=0, total=0)
     last = [0.0]
 
-    def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] > 0.5 or done == total:
-            last[0] = now
-            publish(done=done, total=total)
+    def reporter(phase: str) -> Callable[[int, int], None]:
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] > 0.5 or done == total:
+                last[0] = now
+                publish(done=done, total=total, message=phase)
+
+        return progress
 
     try:
         from slyfs.importers.detect import convert_folder
@@ -215,7 +218,8 @@ def run_job(
         project = convert_folder(folder)
         publish(format=project.format)
         project_id = upload_project(
-            platform, project, job.workspace_id, folder.name, on_conflict=on_conflict, progress=progress
+            platform, project, job.workspace_id, folder.name, on_conflict=on_conflict,
+            progress=reporter("uploading"), validating=reporter("validating"),
         )
     except ImportFailed as e:
         return publish(state=FAILED, problems=[{"path": p.path, "problem": p.problem} for p in e.problems],
@@ -226,7 +230,7 @@ def run_job(
     except Exception as e:  # a bug must not take the mount down; say what happened
         return publish(state=FAILED, message=f"internal error: {type(e).__name__}: {e}", finished=time.time(),
                        problems=[{"path": "", "problem": f"internal error: {type(e).__name__}: {e}"}])
-    return publish(state=DONE, project_id=project_id, finished=time.time(), problems=[])
+    return publish(state=DONE, project_id=project_id, finished=time.time(), problems=[], message="")
 
 
 def clear_staging(folder: Path) -> None:
