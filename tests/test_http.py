@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -150,6 +151,48 @@ def test_resets_mid_stream_resume(data: Fixture) -> None:
         client.close()
         injected = re.findall(r"fault injected: reset on (\S+)", served.log_text())
     assert injected.count("images.bulk.download") >= 2 and "images.download" in injected
+
+
+def test_labels_written_once_despite_lost_answers(tmp_path: Path) -> None:
+    """figures.bulk.add is not idempotent: resets after the server applied it must not duplicate labels."""
+    import numpy as np
+
+    from slyfs.model.bitmap import encode_alpha_mask
+
+    store = LocalStore(tmp_path / "store")
+    ws = store.create_workspace(store.create_team("t").id, "ws")
+    project = store.create_project(ws.id, "p")
+    store.update_project_meta(project.id, {"classes": [
+        {"title": "fog", "shape": "alpha_mask", "color": "#808080", "geometry_config": {}},
+        {"title": "box", "shape": "rectangle", "color": "#FF0000", "geometry_config": {}},
+        {"title": "area", "shape": "multipolygon", "color": "#00FF00", "geometry_config": {}}], "tags": []})
+    ds = store.create_dataset(project.id, "ds")
+    infos = store.add_images_bytes(ds.id, [(f"{i:02d}.png", image_bytes(12, 10, "PNG", i)) for i in range(60)])
+    store.close()
+    alpha = np.zeros((10, 12), np.uint8)
+    alpha[2:5, 3:9] = 200
+    data, origin = encode_alpha_mask(alpha)
+
+    def ann(i: int) -> dict[str, Any]:
+        box = {"classTitle": "box", "tags": [], "geometryType": "rectangle",
+               "points": {"exterior": [[i % 5, 1], [11, 9]], "interior": []}}
+        fog = {"classTitle": "fog", "tags": [], "geometryType": "alpha_mask",
+               "bitmap": {"origin": origin, "data": data}}
+        area = {"classTitle": "area", "tags": [], "geometryType": "multipolygon",
+                "parts": [{"exterior": [[0, 0], [4, 0], [4, i % 9]], "interior": []}]}
+        return {"description": "", "size": {"height": 10, "width": 12}, "tags": [], "objects": [box, fog, area, box]}
+
+    with serve_store(tmp_path / "store", faults="rate=0.25,seed=5,kinds=reset+500") as served:
+        client = served.client(base_sleep=0.05, retry_budget=20)
+        for shift in range(4):
+            client.set_annotations(ds.id, [(info.id, ann(k + shift)) for k, info in enumerate(infos)])
+        got = {a.image_id: a.annotation for a in client.iter_annotations(ds.id)}
+        client.close()
+        injected = re.findall(r"fault injected: (\S+) on (\S+)", served.log_text())
+    assert ("reset", "figures.bulk.add") in injected, "the test needs a lost figures.bulk.add answer"
+    for k, info in enumerate(infos):
+        objects = [{key: v for key, v in o.items() if key != "id"} for o in got[info.id]["objects"]]
+        assert objects == ann(k + 3)["objects"], info.name
 
 
 def test_server_down_then_back(data: Fixture) -> None:
@@ -335,6 +378,34 @@ def test_conflict_in_a_later_batch_adds_nothing(tmp_path: Path) -> None:
 
 
 # ---- configuration -----------------------------------------------------------------------------------
+def test_annotations_cross_the_wire_as_the_platform_sends_them(tmp_path: Path) -> None:
+    """Sub-pixel coordinates on the wire, alpha masks by figure id (spec/supervisely-api.md §3.4)."""
+    store = LocalStore(tmp_path / "store")
+    ws = store.create_workspace(store.create_team("t").id, "ws")
+    ds = store.create_dataset(store.create_project(ws.id, "p").id, "ds")
+    (info,) = store.add_images_bytes(ds.id, [("a.png", image_bytes(8, 6, "PNG", 1))])
+    fog = {"classTitle": "fog", "tags": [], "geometryType": "alpha_mask", "bitmap": {"origin": [2, 1], "data": "eJ"}}
+    objects = [
+        {"classTitle": "car", "tags": [], "geometryType": "rectangle",
+         "points": {"exterior": [[1, 1], [5, 5]], "interior": []}},
+        {"classTitle": "sign", "tags": [], "geometryType": "point", "points": {"exterior": [[3, 4]], "interior": []}},
+        fog,
+    ]
+    store.set_annotations(ds.id, [(info.id, {"description": "", "size": {"height": 6, "width": 8}, "tags": [],
+                                             "objects": objects})])
+    store.close()
+    with serve_store(tmp_path / "store") as served:
+        r = api(served, "annotations.bulk.info", {"datasetId": ds.id, "imageIds": [info.id]})
+        car, sign, wire_fog = r.json()[0]["annotation"]["objects"]
+        assert car["points"]["exterior"] == [[1, 1], [6, 6]] and sign["points"]["exterior"] == [[3.5, 4.5]]
+        assert "bitmap" not in wire_fog and type(wire_fog["id"]) is int
+        r = api(served, "figures.bulk.download.geometry", {"ids": [wire_fog["id"]]})
+        reader = MultipartReader(boundary_of(r.headers["Content-Type"]))
+        (part,) = reader.feed(r.content)
+        assert part.name == str(wire_fog["id"]) and json.loads(part.body) == fog["bitmap"]
+        assert api(served, "figures.bulk.download.geometry", {"ids": [987654]}).status_code == 404
+
+
 def test_resolve_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SERVER_ADDRESS", raising=False)
     monkeypatch.delenv("API_TOKEN", raising=False)

@@ -12,9 +12,19 @@ What it adds for a filesystem, where a call must never hang:
   call raises `Unavailable`, and a request's timeouts never reach past the budget either;
 - broken downloads resume where they stopped (`Range` for one image, the ids still missing
   for a bulk download); creations whose answer was lost are recognised instead of failing
-  with a name clash on the retry;
+  with a name clash on the retry; `figures.bulk.add`, which would duplicate labels if retried,
+  is sent once, and a batch whose answer was lost is written again from `annotations.bulk.add`
+  (which replaces the images' labels);
 - the token is sent only in the `x-api-key` header: it is redacted from every message this
   module builds, and never logged.
+
+Annotations cross the wire as the SDK sends and reads them (spec/supervisely-api.md §3.4):
+the Platform interface speaks pixel coordinates, the API sub-pixel ones, so uploads go through
+`to_subpixel` and downloads through `to_pixel` (slyfs.model.coords, the SDK's own rules). Alpha
+masks and multipolygons are written through `figures.bulk.add` (+ `figures.bulk.upload.geometry`
+for the mask bitmap), and alpha-mask bitmaps the annotation lacks are read back with
+`figures.bulk.download.geometry`, as the SDK's `upload_*`/`download_batch` do. A mount over a
+real instance therefore shows what the SDK's download would write.
 
 Calls are blocking; one `requests.Session` per thread keeps connections pooled without
 sharing a session between threads.
@@ -38,6 +48,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from slyfs.model.coords import to_pixel, to_subpixel
 from slyfs.model.entities import (
     AnnotationInfo,
     Dataset,
@@ -80,6 +91,10 @@ UPLOAD_ROUNDS = 3  # as the SDK: re-upload hashes the server did not confirm, up
 CHUNK = 256 << 10
 MIN_TIMEOUT = 0.5  # a last try at the end of the budget still gets this long
 PAGE_KEYS = ("total", "perPage", "pagesCount", "entities")
+GEOMETRY_BATCH = 100  # figures.bulk.upload.geometry pairs a request, as the SDK sends them
+FIGURE_ROUNDS = 5  # how often a batch is written again when figures.bulk.add lost its answer
+ALPHA_MASK, MULTIPOLYGON = "alpha_mask", "multipolygon"
+FIGURE_GEOMETRY_KEYS = ("points", "parts", "nodes", "vertices", "faces", "angle")
 
 T = TypeVar("T")
 
@@ -91,6 +106,10 @@ def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 class _ConflictAfterRetry(NameConflict):
     """A name clash on a retried creation: maybe our own lost first attempt, so the caller checks."""
+
+
+class _MaybeApplied(PlatformError):
+    """A call that must not be repeated failed after it may have reached the server."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +127,10 @@ class _Retry:
     (an image received), so a slow consumer of a long download does not eat it.
     """
 
-    def __init__(self, client: SuperviselyClient, method: str) -> None:
+    def __init__(self, client: SuperviselyClient, method: str, *, once: bool = False) -> None:
         self.client = client
         self.method = method
+        self.once = once  # not idempotent: never resend once a try may have reached the server
         self.tries = 0
         self.troubled = False  # an earlier try may have reached the server
         self.started = time.monotonic()
@@ -129,6 +149,8 @@ class _Retry:
     def failed(self, why: str, retry_after: float = 0.0) -> None:
         """Sleep before the next try, or raise Unavailable when the budget is spent."""
         why = self.client._redact(why)
+        if self.once and self.troubled:
+            raise _MaybeApplied(f"{self.method}: {why}; not resent, it may have been applied")
         sleep = min(self.client.base_sleep * 2**self._backoff, self.client.max_sleep)
         if retry_after > sleep:
             sleep = retry_after
@@ -262,9 +284,13 @@ class SuperviselyClient(Platform):
             finally:
                 resp.close()
 
-    def _call(self, method: str, payload: Any = None, *, files: list[Any] | None = None) -> Any:
-        """One API call answered with JSON, retried as the SDK does within the budget."""
-        retry = _Retry(self, method)
+    def _call(self, method: str, payload: Any = None, *, files: list[Any] | None = None, once: bool = False) -> Any:
+        """One API call answered with JSON, retried as the SDK does within the budget.
+
+        `once`: the call is not idempotent; a failure after it may have reached the server raises
+        `_MaybeApplied` instead of sending it again.
+        """
+        retry = _Retry(self, method, once=once)
         while True:
             resp = self._open(retry, {} if payload is None else payload, files=files)
             try:
@@ -520,8 +546,13 @@ class SuperviselyClient(Platform):
     ) -> Iterator[AnnotationInfo]:
         if image_ids is None:
             payload = {"datasetId": dataset_id, "filter": [], "forceMetadataForLinks": False}
+            page: list[dict[str, Any]] = []
             for entity in self._iter_pages("annotations.list", payload, "imageId"):
-                yield AnnotationInfo.model_validate(entity)
+                page.append(entity)
+                if len(page) >= BATCH:
+                    yield from self._from_wire(page)
+                    page = []
+            yield from self._from_wire(page)
             return
         for batch in _batched(list(dict.fromkeys(image_ids)), BATCH):
             ids = list(batch)
@@ -530,15 +561,66 @@ class SuperviselyClient(Platform):
             except NotFound:  # some images are gone: skip them, as the local store does
                 ids = self._present_image_ids(dataset_id, ids)
                 answer = self._annotations_of(dataset_id, ids) if ids else []
-            by_id = {}
-            for entity in answer:
-                info = AnnotationInfo.model_validate(entity)
-                by_id[info.image_id] = info
+            by_id = {info.image_id: info for info in self._from_wire(answer)}
             missing = [i for i in ids if i not in by_id]
             if missing:
                 raise PlatformError(f"annotations.bulk.info: the answer lacks images {missing[:10]}")
             for image_id in ids:
                 yield by_id[image_id]
+
+    def _from_wire(self, entities: list[Any]) -> list[AnnotationInfo]:
+        """AnnotationInfos as the SDK's download_batch makes them: alpha-mask bitmaps the platform
+        keeps apart fetched by figure id and merged in, then sub-pixel -> pixel coordinates."""
+        wanted: dict[int, list[dict[str, Any]]] = {}
+        for entity in entities:
+            ann = entity.get("annotation") if isinstance(entity, dict) else None
+            for label in ann.get("objects") or [] if isinstance(ann, dict) else []:
+                if (isinstance(label, dict) and label.get("geometryType") == ALPHA_MASK and "bitmap" not in label
+                        and type(label.get("id")) is int):
+                    wanted.setdefault(label["id"], []).append(label)
+        if wanted:
+            for figure_id, geometry in self._download_geometries(list(wanted)).items():
+                for label in wanted[figure_id]:
+                    label["bitmap"] = geometry
+        infos = []
+        for entity in entities:
+            if isinstance(entity, dict) and isinstance(entity.get("annotation"), dict):
+                entity = {**entity, "annotation": to_pixel(entity["annotation"])}
+            infos.append(AnnotationInfo.model_validate(entity))
+        return infos
+
+    def _download_geometries(self, figure_ids: list[int]) -> dict[int, Any]:
+        """`figures.bulk.download.geometry`, 50 ids a request: figure id -> geometry JSON."""
+        method = "figures.bulk.download.geometry"
+        out: dict[int, Any] = {}
+        for batch in _batched(list(dict.fromkeys(figure_ids)), BATCH):
+            retry = _Retry(self, method)
+            while True:
+                resp = self._open(retry, {"ids": list(batch)})
+                try:
+                    try:
+                        reader = MultipartReader(boundary_of(resp.headers.get("Content-Type")))
+                    except MultipartError as e:
+                        raise PlatformError(f"{method}: {e}") from None
+                    parts = reader.feed(resp.content)
+                    reader.close()
+                except MultipartError as e:
+                    retry.failed(f"broken multipart answer: {e}")
+                    continue
+                finally:
+                    resp.close()
+                break
+            for part in parts:
+                figure_id = _int_or_none(part.name)
+                if figure_id in batch:
+                    try:
+                        out[figure_id] = json.loads(part.body)
+                    except ValueError:
+                        raise PlatformError(f"{method}: figure {figure_id}: the geometry is not JSON") from None
+            missing = [i for i in batch if i not in out]
+            if missing:
+                raise PlatformError(f"{method}: the answer lacks figures {missing[:10]}")
+        return out
 
     def _annotations_of(self, dataset_id: int, image_ids: list[int]) -> list[Any]:
         payload = {
@@ -706,9 +788,83 @@ class SuperviselyClient(Platform):
             log.warning("could not undo %d images added before a failure: %s", len(added), e)
 
     def set_annotations(self, dataset_id: int, annotations: list[tuple[int, dict[str, Any]]]) -> None:
+        """As the SDK's `upload_*`: 50 images a batch, coordinates to sub-pixel, alpha masks and
+        multipolygons created with `figures.bulk.add` (annotations.bulk.add does not take them)
+        after the annotation, alpha-mask bitmaps then sent by figure id.
+
+        One difference keeps the label order (the z-order of the labeling tool): the SDK sends only
+        the special labels to figures.bulk.add, so they end up last; here every label from the first
+        special one on goes there, in order, so a mount over HTTP shows what a local one shows.
+        """
+        class_ids: dict[str, int] | None = None
         for batch in _batched(annotations, BATCH):
-            items = [{"imageId": image_id, "annotation": ann} for image_id, ann in batch]
+            items: list[dict[str, Any]] = []
+            figures: list[dict[str, Any]] = []
+            bitmaps: list[tuple[int, Any]] = []  # (index into figures, bitmap)
+            for image_id, ann in batch:
+                sub = to_subpixel(ann)
+                labels = sub.get("objects") if isinstance(sub.get("objects"), list) else []
+                first = next((i for i, o in enumerate(labels) if _is_special(o)), len(labels))
+                if first < len(labels):
+                    if class_ids is None:
+                        class_ids = self._class_ids(dataset_id)
+                    sub["objects"] = labels[:first]
+                for label in labels[first:]:
+                    if not isinstance(label, dict):
+                        raise PlatformError(f"image {image_id}: a label is not an object")
+                    figure = {k: v for k, v in label.items() if k != "id"}
+                    figure["entityId"] = image_id
+                    figure["classId"] = (class_ids or {}).get(str(label.get("classTitle")))
+                    if figure.get("geometryType") == ALPHA_MASK:
+                        if not isinstance(figure.get("bitmap"), dict):
+                            raise PlatformError(f"image {image_id}: an alpha_mask label without its `bitmap`")
+                        bitmaps.append((len(figures), figure.pop("bitmap")))
+                    else:  # the geometry goes in `geometry`, as FigureApi and append_labels send it
+                        figure["geometry"] = {k: figure.pop(k) for k in FIGURE_GEOMETRY_KEYS if k in figure}
+                    figures.append(figure)
+                items.append({"imageId": image_id, "annotation": sub})
+            self._write_annotations(dataset_id, items, figures, bitmaps)
+
+    def _class_ids(self, dataset_id: int) -> dict[str, int]:
+        """Class title -> id in the dataset's project (the `classId` figures.bulk.add takes)."""
+        dataset = Dataset.model_validate(self._call("datasets.info", {"id": dataset_id}))
+        meta = self.get_project_meta(dataset.project_id)
+        return {c["title"]: c["id"] for c in meta.get("classes") or []
+                if isinstance(c, dict) and isinstance(c.get("title"), str) and type(c.get("id")) is int}
+
+    def _write_annotations(
+        self, dataset_id: int, items: list[dict[str, Any]], figures: list[dict[str, Any]],
+        bitmaps: list[tuple[int, Any]],
+    ) -> None:
+        """One batch: annotations.bulk.add, then figures.bulk.add and the geometries of its alpha masks.
+
+        figures.bulk.add is sent once; if its answer is lost the batch starts over, since
+        annotations.bulk.add replaces the images' labels, figures that call may have created included.
+        """
+        for attempt in range(1, FIGURE_ROUNDS + 1):
             self._call("annotations.bulk.add", {"datasetId": dataset_id, "annotations": items})
+            if not figures:
+                return
+            try:
+                answer = self._call("figures.bulk.add", {"datasetId": dataset_id, "figures": figures}, once=True)
+            except _MaybeApplied as e:
+                if attempt == FIGURE_ROUNDS:
+                    raise Unavailable(str(e)) from None
+                log.info("%s; writing the batch again", e)
+                time.sleep(self.base_sleep)
+                continue
+            ids = [e.get("id") if isinstance(e, dict) else None for e in answer] if isinstance(answer, list) else []
+            if len(ids) != len(figures) or not all(type(i) is int for i in ids):
+                raise PlatformError(f"figures.bulk.add: expected {len(figures)} figure ids in the answer")
+            for chunk in _batched(bitmaps, GEOMETRY_BATCH):
+                files: list[Any] = []
+                for index, bitmap in chunk:
+                    figure_id = str(ids[index])
+                    files.append(("figureId", (None, figure_id)))
+                    body = json.dumps(bitmap).encode("utf-8")
+                    files.append(("geometry", (figure_id, body, "application/octet-stream")))
+                self._call("figures.bulk.upload.geometry", files=files)
+            return
 
     def remove_images(self, image_ids: list[int]) -> None:
         for batch in _batched(list(dict.fromkeys(image_ids)), BATCH):
@@ -719,6 +875,11 @@ class SuperviselyClient(Platform):
 
     def remove_project(self, project_id: int) -> None:
         self._call("projects.remove", {"id": project_id})
+
+
+def _is_special(label: Any) -> bool:
+    """A label annotations.bulk.add does not take: it is created with figures.bulk.add."""
+    return isinstance(label, dict) and label.get("geometryType") in (ALPHA_MASK, MULTIPOLYGON)
 
 
 def _upload_batches(items: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:

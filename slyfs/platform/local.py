@@ -2,7 +2,8 @@
 
 Layout of the data directory:
 
-    slyfs.db                 teams, workspaces, projects, datasets, images, annotations, blobs
+    slyfs.db                 teams, workspaces, projects, datasets, images, annotations, blobs,
+                             figures (label ids), meta_ids (class and tag ids)
     blobs/ab/abcdef...       image bytes, named by the hex SHA-256 of their content
     tmp/                     bytes being written; renamed into blobs/ once complete
 
@@ -10,6 +11,12 @@ Crash safety: a blob file is complete before its row exists (write to tmp/, fsyn
 and every multi-row change is one transaction. What a crash can leave behind is a file in
 tmp/, a blob file without a row, or a blob row no image uses; `collect_garbage` removes those
 once they are older than a grace period (so it never races a live writer in another process).
+
+Ids as the platform gives them: every label (figure) gets a fresh integer `id` each time an
+annotation is written (`set_annotations`, like `annotations.bulk.add`), and classes and tag metas
+get ids in `update_project_meta`, kept by title/name across updates. The official SDK relies on
+both (alpha masks are fetched by figure id; `classId` comes from the meta). Annotations are stored
+in pixel coordinates, as Supervisely Format files hold them (see slyfs.model.coords).
 """
 
 from __future__ import annotations
@@ -71,7 +78,18 @@ CREATE TABLE IF NOT EXISTS annotations(
     image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     json TEXT NOT NULL, labels_count INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS figures(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS figures_image ON figures(image_id);
+CREATE TABLE IF NOT EXISTS meta_ids(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL, name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS meta_ids_project ON meta_ids(project_id, kind);
 """
+SCHEMA_VERSION = 1  # 1: figure ids in annotations, class/tag ids in metas
+META_ID_KINDS = (("classes", "class", "title"), ("tags", "tag", "name"))
 
 EMPTY_META: dict[str, Any] = {"classes": [], "tags": [], "projectType": "images"}
 GC_GRACE_SECONDS = 3600.0
@@ -130,6 +148,7 @@ class LocalStore(Platform):
         (self.root / "tmp").mkdir(exist_ok=True)
         self._local = threading.local()
         self._db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        self._migrate()
         self.collect_garbage(gc_grace)
 
     # ---- connections -------------------------------------------------------------------------
@@ -153,6 +172,25 @@ class LocalStore(Platform):
         if db is not None:
             db.close()
             self._local.db = None
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older slyfs up to SCHEMA_VERSION (once; safe with many processes).
+
+        Version 1 gives the labels and meta classes/tags of existing projects the ids that new
+        writes assign, so the SDK can fetch alpha masks by figure id from an old store too.
+        """
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self._write() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                return  # another process got here first
+            for row in db.execute("SELECT id, meta FROM projects").fetchall():
+                meta = self._with_meta_ids(db, row["id"], json.loads(row["meta"]))
+                db.execute("UPDATE projects SET meta=? WHERE id=?", (json.dumps(meta), row["id"]))
+            for row in db.execute("SELECT image_id, json FROM annotations").fetchall():
+                ann = self._with_figure_ids(db, row["image_id"], json.loads(row["json"]))
+                db.execute("UPDATE annotations SET json=? WHERE image_id=?", (json.dumps(ann), row["image_id"]))
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _one(self, sql: str, args: tuple[Any, ...], what: str) -> sqlite3.Row:
         row = self._db.execute(sql, args).fetchone()
@@ -243,12 +281,58 @@ class LocalStore(Platform):
         return json.loads(row["meta"])
 
     def update_project_meta(self, project_id: int, meta: dict[str, Any]) -> dict[str, Any]:
+        """Store the meta with platform ids on its classes and tags; returns it as stored.
+
+        Ids are kept by title (class) and name (tag) across updates, or by the id itself when a
+        class or tag of this project is renamed; ids from elsewhere (a meta.json downloaded from
+        another server) are replaced, as the platform does.
+        """
         with self._write() as db:
             self._exists(db, "projects", project_id)
+            meta = self._with_meta_ids(db, project_id, meta)
             db.execute(
                 "UPDATE projects SET meta=?, updated_at=? WHERE id=?", (json.dumps(meta), now_iso(), project_id)
             )
         return self.get_project_meta(project_id)
+
+    @staticmethod
+    def _with_meta_ids(db: sqlite3.Connection, project_id: int, meta: dict[str, Any]) -> dict[str, Any]:
+        """A copy of `meta` whose classes and tag metas carry this project's ids (new ones where needed)."""
+        out = dict(meta)
+        for key, kind, name_key in META_ID_KINDS:
+            items = meta.get(key)
+            if not isinstance(items, list):
+                continue
+            rows = db.execute(
+                "SELECT id, name FROM meta_ids WHERE project_id=? AND kind=? ORDER BY id", (project_id, kind)
+            ).fetchall()
+            names_by_id = {r["id"]: r["name"] for r in rows}
+            ids_by_name: dict[str, int] = {}
+            for r in rows:
+                ids_by_name.setdefault(r["name"], r["id"])
+            used: set[int] = set()
+            new_items: list[Any] = []
+            for item in items:
+                name = item.get(name_key) if isinstance(item, dict) else None
+                if not isinstance(name, str):
+                    new_items.append(item)
+                    continue
+                given = item.get("id")
+                if type(given) is int and given in names_by_id and given not in used:
+                    item_id = given
+                    if names_by_id[given] != name:  # renamed: the id stays with it
+                        db.execute("UPDATE meta_ids SET name=? WHERE id=?", (name, given))
+                elif name in ids_by_name and ids_by_name[name] not in used:
+                    item_id = ids_by_name[name]
+                else:
+                    cur = db.execute(
+                        "INSERT INTO meta_ids(project_id, kind, name) VALUES (?,?,?)", (project_id, kind, name)
+                    )
+                    item_id = cur.lastrowid or 0
+                used.add(item_id)
+                new_items.append(_with_id(item, item_id))
+            out[key] = new_items
+        return out
 
     def remove_project(self, project_id: int) -> None:
         with self._write() as db:
@@ -466,6 +550,7 @@ class LocalStore(Platform):
                 )
 
     def set_annotations(self, dataset_id: int, annotations: list[tuple[int, dict[str, Any]]]) -> None:
+        """Replace the annotations; every label gets a fresh figure id (ids it carried are replaced)."""
         ts = now_iso()
         with self._write() as db:
             ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
@@ -475,14 +560,114 @@ class LocalStore(Platform):
                 known = db.execute("SELECT 1 FROM images WHERE id=? AND dataset_id=?", (image_id, dataset_id))
                 if not known.fetchone():
                     raise NotFound(f"image {image_id} not found in dataset {dataset_id}")
-                db.execute(
-                    "INSERT INTO annotations(image_id, json, labels_count, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?) ON CONFLICT(image_id) DO UPDATE SET json=excluded.json,"
-                    " labels_count=excluded.labels_count, updated_at=excluded.updated_at",
-                    (image_id, json.dumps(ann), len(ann.get("objects") or []), ts, ts),
-                )
-                db.execute("UPDATE images SET updated_at=? WHERE id=?", (ts, image_id))
+                db.execute("DELETE FROM figures WHERE image_id=?", (image_id,))
+                self._store_annotation(db, image_id, self._with_figure_ids(db, image_id, ann), ts)
             self._touch_dataset(db, dataset_id, ds["project_id"], ts)
+
+    @staticmethod
+    def _with_figure_ids(db: sqlite3.Connection, image_id: int, ann: dict[str, Any]) -> dict[str, Any]:
+        """A copy of `ann` whose labels carry new figure ids registered for `image_id`."""
+        objects = ann.get("objects")
+        if not isinstance(objects, list):
+            return ann
+        labels = []
+        for label in objects:
+            if isinstance(label, dict):
+                cur = db.execute("INSERT INTO figures(image_id) VALUES (?)", (image_id,))
+                label = _with_id(label, cur.lastrowid or 0)
+            labels.append(label)
+        return {**ann, "objects": labels}
+
+    # ---- figures: single labels by id, as `slyfs serve` needs them for the figures.* methods ---
+    def add_figures(self, dataset_id: int, figures: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        """Append labels to images' annotations (`figures.bulk.add`); returns their new ids in order.
+
+        An image without an annotation gets an empty one sized from the image first.
+        """
+        ts = now_iso()
+        ids: list[int] = []
+        with self._write() as db:
+            ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+            if ds is None:
+                raise NotFound(f"dataset {dataset_id} not found")
+            anns: dict[int, dict[str, Any]] = {}
+            for image_id, label in figures:
+                if image_id not in anns:
+                    row = db.execute(
+                        "SELECT i.width, i.height, a.json FROM images i LEFT JOIN annotations a ON a.image_id=i.id"
+                        " WHERE i.id=? AND i.dataset_id=?",
+                        (image_id, dataset_id),
+                    ).fetchone()
+                    if row is None:
+                        raise NotFound(f"image {image_id} not found in dataset {dataset_id}")
+                    anns[image_id] = json.loads(row["json"]) if row["json"] else empty_annotation(
+                        row["height"], row["width"]
+                    )
+                cur = db.execute("INSERT INTO figures(image_id) VALUES (?)", (image_id,))
+                figure_id = cur.lastrowid or 0
+                ids.append(figure_id)
+                ann = anns[image_id]
+                ann["objects"] = [*(ann.get("objects") or []), _with_id(label, figure_id)]
+            for image_id, ann in anns.items():
+                self._store_annotation(db, image_id, ann, ts)
+            self._touch_dataset(db, dataset_id, ds["project_id"], ts)
+        return ids
+
+    def get_figures(self, figure_ids: list[int]) -> dict[int, tuple[int, dict[str, Any]]]:
+        """figure id -> (image id, label in pixel coordinates) for the ids that exist."""
+        found: dict[int, tuple[int, dict[str, Any]]] = {}
+        wanted = list(dict.fromkeys(figure_ids))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT f.id, f.image_id, a.json FROM figures f JOIN annotations a ON a.image_id=f.image_id"
+                f" WHERE f.id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            anns: dict[int, list[Any]] = {}
+            for r in rows:
+                if r["image_id"] not in anns:
+                    anns[r["image_id"]] = json.loads(r["json"]).get("objects") or []
+                label = next((o for o in anns[r["image_id"]] if isinstance(o, dict) and o.get("id") == r["id"]), None)
+                if label is not None:
+                    found[r["id"]] = (r["image_id"], label)
+        return found
+
+    def update_figures(self, updates: list[tuple[int, dict[str, Any]]]) -> None:
+        """Merge keys into existing labels by figure id (`figures.bulk.upload.geometry` sets `bitmap`).
+
+        NotFound names the first figure id that does not exist; nothing is changed then.
+        """
+        ts = now_iso()
+        with self._write() as db:
+            anns: dict[int, dict[str, Any]] = {}
+            for figure_id, fields in updates:
+                row = db.execute(
+                    "SELECT f.image_id, a.json FROM figures f JOIN annotations a ON a.image_id=f.image_id"
+                    " WHERE f.id=?",
+                    (figure_id,),
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"figure {figure_id} not found")
+                ann = anns.setdefault(row["image_id"], json.loads(row["json"]))
+                for label in ann.get("objects") or []:
+                    if isinstance(label, dict) and label.get("id") == figure_id:
+                        label.update(fields)
+                        break
+                else:
+                    raise NotFound(f"figure {figure_id} not found")
+            for image_id, ann in anns.items():
+                self._store_annotation(db, image_id, ann, ts)
+
+    @staticmethod
+    def _store_annotation(db: sqlite3.Connection, image_id: int, ann: dict[str, Any], ts: str) -> None:
+        db.execute(
+            "INSERT INTO annotations(image_id, json, labels_count, created_at, updated_at)"
+            " VALUES (?,?,?,?,?) ON CONFLICT(image_id) DO UPDATE SET json=excluded.json,"
+            " labels_count=excluded.labels_count, updated_at=excluded.updated_at",
+            (image_id, json.dumps(ann), len(ann.get("objects") or []), ts, ts),
+        )
+        db.execute("UPDATE images SET updated_at=? WHERE id=?", (ts, image_id))
 
     # ---- housekeeping ------------------------------------------------------------------------
     @staticmethod
@@ -530,6 +715,20 @@ class LocalStore(Platform):
                     f.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def _with_id(item: dict[str, Any], item_id: int) -> dict[str, Any]:
+    """A copy of a label, class or tag meta with `id` set. A new key goes where the SDK's meta.json
+    has it (just before `hotkey`), else last, so the files read naturally."""
+    if "id" in item:
+        return {**item, "id": item_id}
+    out: dict[str, Any] = {}
+    for key, value in item.items():
+        if key == "hotkey":
+            out["id"] = item_id
+        out[key] = value
+    out.setdefault("id", item_id)
+    return out
 
 
 class _Transaction:

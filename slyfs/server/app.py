@@ -3,7 +3,8 @@
 One route, `GET|POST /public/api/v3/<method>`, dispatches to the handlers table. Parameters
 come from the JSON body on POST (a bare array for `images.internal.hashes.list`), from the
 query string on GET (and on POST too, as `images.bulk.upload?teamId=` shows), and from the
-file parts of a multipart POST. Requests without the right `x-api-key` get 401. Handlers
+parts of a multipart POST (also kept in order, since `figures.bulk.upload.geometry` pairs a
+`figureId` field with the `geometry` file after it). Requests without the right `x-api-key` get 401. Handlers
 block on SQLite and files, so they run in the threadpool; the store keeps one SQLite
 connection per thread.
 """
@@ -28,7 +29,7 @@ from starlette.routing import Route
 from slyfs.platform.local import LocalStore
 from slyfs.server.errors import ApiError, error_response, from_exception
 from slyfs.server.faults import FaultInjector, FaultSpec, QuietInjectedResets
-from slyfs.server.handlers import HANDLERS, Call
+from slyfs.server.handlers import HANDLERS, Call, FormField
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def _query_params(request: Request) -> dict[str, Any]:
 async def _read_call(request: Request) -> Call:
     params: Any = _query_params(request)
     files: list[bytes] = []
+    fields: list[FormField] = []
     if request.method == "POST":
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/"):
@@ -65,9 +67,12 @@ async def _read_call(request: Request) -> Call:
             try:
                 for key, value in form.multi_items():
                     if isinstance(value, UploadFile):
-                        files.append(await value.read())
+                        data = await value.read()
+                        files.append(data)
+                        fields.append(FormField(key, data, value.filename))
                     else:
                         params[key] = value
+                        fields.append(FormField(key, value))
             finally:
                 await form.close()
         else:
@@ -79,7 +84,7 @@ async def _read_call(request: Request) -> Call:
                     raise ApiError(400, "the request body is not JSON") from None
                 params = {**params, **body} if isinstance(body, dict) else body
     headers = {k: v for k, v in request.headers.items() if k != "x-api-key"}  # handlers never see the key
-    return Call(params=params, headers=headers, files=files)
+    return Call(params=params, headers=headers, files=files, fields=fields)
 
 
 def create_app(store: LocalStore, token: str) -> Starlette:

@@ -5,6 +5,20 @@ The set is the spec's "minimal method set" for the official SDK's round trips pl
 from the store's entities, lists as `{total, perPage, pagesCount, entities}` sorted by id,
 `images.bulk.add` answered in request order, bulk downloads as streamed multipart.
 Unknown request keys are ignored, as a real server does.
+
+Coordinates: the store holds pixel coordinates (what Supervisely Format files hold); the wire
+carries the platform's sub-pixel ones. Annotations leave through `to_subpixel` and arrive through
+`to_pixel` (slyfs.model.coords), the exact inverses of the SDK's own conversions, so the SDK's
+upload-then-download gives back its files unchanged.
+
+Alpha masks travel as the platform moves them: `annotations.*` answers carry an alpha-mask label
+without its `bitmap` (only its `id`), and the SDK fetches the geometry with
+`figures.bulk.download.geometry`; on upload the SDK creates the label with `figures.bulk.add`
+and sends the bitmap with `figures.bulk.upload.geometry`. Multipolygons come through
+`figures.bulk.add` too, with `geometry: {parts}`. (Whether the real platform inlines the bitmap
+is not documented; the SDK's download overwrites `bitmap` with the fetched geometry either way.
+Leaving it out is what that separate path implies, and it keeps SuperviselyClient's fetch path
+exercised against this server.)
 """
 
 from __future__ import annotations
@@ -17,7 +31,8 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
-from slyfs.model.entities import Dataset, ImageInfo, NewImage, Project
+from slyfs.model.coords import label_to_pixel, label_to_subpixel, to_pixel, to_subpixel
+from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, NewImage, Project
 from slyfs.platform.base import NameConflict, NotFound
 from slyfs.platform.local import LocalStore
 from slyfs.platform.multipart import closing, new_boundary, part_head
@@ -27,6 +42,18 @@ from slyfs.server.listing import filters_mention, page_of
 SERVER_VERSION = "6.17.8"  # the newest entry of the SDK's versions.json: no "old server" warning
 CHUNK = 256 << 10
 MAX_BULK = 500  # ids a bulk call may name (the SDK sends 50)
+MAX_FIGURES = 50_000  # labels one figures.bulk.add may create (the SDK sends those of 50 images)
+ALPHA_MASK = "alpha_mask"
+GEOMETRY_KEYS = ("points", "parts", "bitmap", "nodes", "vertices", "faces", "angle")
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One part of a multipart body, in order: a text field, or a file (bytes and its filename)."""
+
+    name: str
+    value: str | bytes
+    filename: str | None = None
 
 
 @dataclass
@@ -36,6 +63,7 @@ class Call:
     params: Any
     headers: Mapping[str, str] = field(default_factory=dict)
     files: list[bytes] = field(default_factory=list)
+    fields: list[FormField] = field(default_factory=list)
 
 
 Handler = Callable[[LocalStore, Call], Any]
@@ -470,12 +498,26 @@ def images_bulk_remove(store: LocalStore, call: Call) -> Any:
 
 
 # ---- annotations ---------------------------------------------------------------------------------
+def annotation_api(info: AnnotationInfo) -> dict[str, Any]:
+    """AnnotationInfo as the platform sends it: sub-pixel coordinates, alpha masks without their bitmap."""
+    d = info.to_api()
+    ann = to_subpixel(info.annotation)
+    if isinstance(ann.get("objects"), list):
+        ann["objects"] = [
+            {k: v for k, v in o.items() if k != "bitmap"}
+            if isinstance(o, dict) and o.get("geometryType") == ALPHA_MASK else o
+            for o in ann["objects"]
+        ]
+    d["annotation"] = ann
+    return d
+
+
 @api("annotations.list")
 def annotations_list(store: LocalStore, call: Call) -> Any:
     p = obj(call)
     dataset_id = req_int(p, "datasetId")
     store.get_dataset(dataset_id)
-    rows = [a.to_api() for a in store.iter_annotations(dataset_id)]
+    rows = [annotation_api(a) for a in store.iter_annotations(dataset_id)]
     return page_of(rows, p, key="imageId")
 
 
@@ -483,7 +525,7 @@ def annotations_list(store: LocalStore, call: Call) -> Any:
 def annotations_info(store: LocalStore, call: Call) -> Any:
     image = store.get_image(req_int(obj(call), "imageId"))
     for info in store.iter_annotations(image.dataset_id, [image.id]):
-        return info.to_api()
+        return annotation_api(info)
     raise NotFound(f"image {image.id} not found")
 
 
@@ -500,7 +542,7 @@ def annotations_bulk_info(store: LocalStore, call: Call) -> Any:
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise NotFound(f"images {missing} not found in dataset {dataset_id}")
-    return [by_id[i].to_api() for i in ids]
+    return [annotation_api(by_id[i]) for i in ids]
 
 
 @api("annotations.bulk.add")
@@ -513,7 +555,7 @@ def annotations_bulk_add(store: LocalStore, call: Call) -> Any:
     for item in items:
         if not isinstance(item, dict):
             raise ApiError(400, "each entry of `annotations` must be an object")
-        pairs.append((req_int(item, "imageId"), json_object(item.get("annotation"), "annotation")))
+        pairs.append((req_int(item, "imageId"), to_pixel(json_object(item.get("annotation"), "annotation"))))
     dataset_id = int_param(p, "datasetId", required=False)
     if dataset_id is None:
         if not pairs:
@@ -521,3 +563,107 @@ def annotations_bulk_add(store: LocalStore, call: Call) -> Any:
         dataset_id = store.get_image(pairs[0][0]).dataset_id
     store.set_annotations(dataset_id, pairs)
     return {"success": True}
+
+
+# ---- figures: single labels, for the geometries annotations.bulk.add does not carry ------------------
+def _class_titles(store: LocalStore, dataset_id: int) -> dict[int, str]:
+    meta = store.get_project_meta(store.get_dataset(dataset_id).project_id)
+    return {c["id"]: c["title"] for c in meta.get("classes") or []
+            if isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("title"), str)}
+
+
+@api("figures.bulk.add")
+def figures_bulk_add(store: LocalStore, call: Call) -> Any:
+    """Labels appended to images' annotations; answers `[{"id"}]` in request order.
+
+    Each figure names its image (`entityId`, or the body's), its class (`classTitle`, else
+    `classId`) and `geometryType`; its geometry comes inline, in `geometry` (multipolygon
+    `{parts}`), or later through `figures.bulk.upload.geometry` (alpha masks). Coordinates
+    arrive sub-pixel.
+    """
+    p = obj(call)
+    items = p.get("figures")
+    if not isinstance(items, list) or not all(isinstance(f, dict) for f in items):
+        raise ApiError(400, "`figures` must be a list of objects")
+    if len(items) > MAX_FIGURES:
+        raise ApiError(400, f"`figures` holds more than {MAX_FIGURES} figures")
+    if not items:
+        return []
+    default_image = int_param(p, "entityId", required=False)  # append_labels names the image once
+    image_ids = [req_int(f, "entityId") if default_image is None or "entityId" in f else default_image
+                 for f in items]
+    dataset_id = int_param(p, "datasetId", required=False)
+    if dataset_id is None:
+        dataset_id = store.get_image(image_ids[0]).dataset_id
+    sizes = {a.image_id: a.annotation.get("size") or {} for a in store.iter_annotations(dataset_id, image_ids)}
+    missing = sorted(set(image_ids) - set(sizes))
+    if missing:
+        raise NotFound(f"images {missing[:10]} not found in dataset {dataset_id}")
+    titles: dict[int, str] | None = None
+    labels: list[tuple[int, dict[str, Any]]] = []
+    for image_id, fig in zip(image_ids, items, strict=True):
+        title = fig.get("classTitle")
+        if not isinstance(title, str) or not title:
+            class_id = int_param(fig, "classId", required=False)
+            titles = _class_titles(store, dataset_id) if titles is None else titles
+            if class_id not in titles:
+                raise ApiError(400, f"figure for image {image_id}: give `classTitle` or a `classId` of the project")
+            title = titles[class_id]
+        if not isinstance(fig.get("geometryType"), str):
+            raise ApiError(400, f"figure for image {image_id}: `geometryType` is required")
+        label = {k: v for k, v in fig.items() if k not in ("entityId", "classId", "geometry", "id", "datasetId")}
+        label["classTitle"] = title
+        if fig.get("geometry") is not None:
+            label.update(json_object(fig["geometry"], "geometry"))
+        size = sizes[image_id]
+        labels.append((image_id, label_to_pixel(label, size.get("height"), size.get("width"))))
+    return [{"id": i} for i in store.add_figures(dataset_id, labels)]
+
+
+@api("figures.bulk.upload.geometry")
+def figures_bulk_upload_geometry(store: LocalStore, call: Call) -> Any:
+    """Multipart pairs: a `figureId` field, then its `geometry` file (JSON `{data, origin}`, a bitmap)."""
+    updates: list[tuple[int, dict[str, Any]]] = []
+    pending: str | None = None
+    for part in call.fields:
+        if part.name == "figureId" and isinstance(part.value, str):
+            pending = part.value
+        elif part.name == "geometry":
+            raw_id = pending if pending is not None else part.filename
+            pending = None
+            try:
+                figure_id = int(str(raw_id))
+                geometry = json.loads(part.value)
+            except (TypeError, ValueError):
+                raise ApiError(400, "each `geometry` part needs a `figureId` before it and JSON content") from None
+            if not isinstance(geometry, dict) or not isinstance(geometry.get("data"), str) or "origin" not in geometry:
+                raise ApiError(400, f"figure {figure_id}: the geometry must be a bitmap `{{data, origin}}`")
+            pixel = label_to_pixel({"geometryType": "bitmap", "bitmap": geometry}, None, None)
+            updates.append((figure_id, {"bitmap": pixel["bitmap"]}))
+    if not updates:
+        raise ApiError(400, "no `figureId` + `geometry` pairs in the multipart body")
+    store.update_figures(updates)
+    return {"success": True}
+
+
+@api("figures.bulk.download.geometry")
+def figures_bulk_download_geometry(store: LocalStore, call: Call) -> Any:
+    """Multipart, one part per figure named by its id, holding its geometry JSON (a bitmap's `{data, origin}`)."""
+    ids = list(dict.fromkeys(int_list(obj(call), "ids")))
+    found = store.get_figures(ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"figures {missing[:10]} not found")
+    boundary = new_boundary()
+    chunks: list[bytes] = []
+    for figure_id in ids:
+        label = found[figure_id][1]
+        if isinstance(label.get("bitmap"), dict):
+            geometry = label["bitmap"]
+        else:
+            sub = label_to_subpixel(label)
+            geometry = {k: sub[k] for k in GEOMETRY_KEYS if k in sub}
+        chunks += [part_head(boundary, str(figure_id), {"Content-Type": "application/json"}),
+                   json.dumps(geometry).encode("utf-8"), b"\r\n"]
+    chunks.append(closing(boundary))
+    return Response(b"".join(chunks), media_type=f"multipart/form-data; boundary={boundary}")
