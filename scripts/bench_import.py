@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_import.py small            # 1,000 640x480 JPEGs, ~10 objects each
     .venv/bin/python scripts/bench_import.py train2017        # synthetic 118k images / 860k annotations JSON
     .venv/bin/python scripts/bench_import.py train2017 --images 11800 --annotations 86000   # a tenth
+    .venv/bin/python scripts/bench_import.py formats          # VOC, YOLO x3, masks, links, DICOM, archive
 
 Each measurement runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. The train2017-scale
 run converts with `check_images=False` (the images are not generated: 118k files would measure the disk,
@@ -141,6 +142,199 @@ def make_train2017_json(path: Path, n_images: int = 118_000, n_annotations: int 
     return path
 
 
+# ---- the other formats: 1,000 images each, written the way their tools write them -------------------------
+
+
+def _scene(rng: random.Random, w: int, h: int) -> list[tuple[str, Any]]:
+    """One image's labels: 3 boxes (car), 3 polygons (person), a road band (bitmap), a face (4 keypoints)."""
+    out: list[tuple[str, Any]] = []
+    for _ in range(3):
+        x, y = rng.randrange(w - 120), rng.randrange(h - 90)
+        out.append(("car", (x, y, x + rng.randrange(20, 120), y + rng.randrange(15, 90))))
+    for _ in range(3):
+        out.append(("person", _polygon(rng, w, h, rng.randrange(6, 20), rng.uniform(15, 60))))
+    top = rng.randrange(h // 2, h - 40)
+    out.append(("road", (0, top, w - 1, h - 1)))
+    cx, cy = rng.randrange(40, w - 40), rng.randrange(40, h - 40)
+    out.append(("face", [(cx - 10, cy - 8), (cx + 10, cy - 8), (cx, cy), (cx, cy + 12)]))
+    return out
+
+
+CLASSES = ["car", "person", "road", "face"]
+
+
+def make_format_data(work: Path, n_images: int = 1000, w: int = 640, h: int = 480, seed: int = 0) -> dict[str, Path]:
+    """VOC, YOLO detect/segment/pose, images+masks, a links list and a DICOM folder, `n_images` each.
+
+    The images are written once and hard-linked into every layout; masks are ordinary compressed PNGs.
+    """
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    rng = random.Random(seed)
+    src = work / "jpeg"
+    src.mkdir(parents=True, exist_ok=True)
+    roots = {k: work / k for k in ("voc", "yolo_detect", "yolo_segment", "yolo_pose", "masks")}
+    voc, masks = roots["voc"], roots["masks"]
+    for d in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Main"):
+        (voc / d).mkdir(parents=True, exist_ok=True)
+    for task in ("detect", "segment", "pose"):
+        root = roots[f"yolo_{task}"]
+        for d in ("images/train", "labels/train"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        extra = "kpt_shape: [4, 3]\n" if task == "pose" else ""
+        (root / "data.yaml").write_text(f"train: images/train\n{extra}names: {json.dumps(CLASSES)}\n")
+    for d in ("images", "masks"):
+        (masks / d).mkdir(parents=True, exist_ok=True)
+    (masks / "classes.json").write_text(json.dumps({str(i + 1): c for i, c in enumerate(CLASSES)}))
+    palette = np.zeros((256, 3), np.uint8)
+    palette[1:5] = [(229, 57, 53), (30, 136, 229), (67, 160, 71), (251, 140, 0)]
+    (voc / "labelmap.txt").write_text("background:0,0,0::\n" + "".join(
+        f"{c}:{','.join(map(str, palette[i + 1]))}::\n" for i, c in enumerate(CLASSES)))
+    base = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None].repeat(h, 0).repeat(3, 2)
+    ids = []
+    for i in range(n_images):
+        name = f"{i:06d}"
+        ids.append(name)
+        jpg = src / f"{name}.jpg"
+        if not jpg.exists():
+            cv2.imwrite(str(jpg), base, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        for target in (voc / "JPEGImages" / f"{name}.jpg", masks / "images" / f"{name}.jpg",
+                       *(roots[f"yolo_{t}"] / "images" / "train" / f"{name}.jpg" for t in ("detect", "segment",
+                                                                                          "pose"))):
+            if not target.exists():
+                os.link(jpg, target)
+        labels = _scene(rng, w, h)
+        cls_mask = np.zeros((h, w), np.uint8)
+        obj_mask = np.zeros((h, w), np.uint8)
+        xml = [f"<annotation><filename>{name}.jpg</filename><size><width>{w}</width><height>{h}</height>"
+               "<depth>3</depth></size>"]
+        det, seg, pose = [], [], []
+        k = 0
+        for cls, geom in sorted(labels, key=lambda lab: lab[0] != "road"):  # road first: others on top
+            c = CLASSES.index(cls)
+            if cls == "face":
+                xs, ys = [p[0] for p in geom], [p[1] for p in geom]
+                box = (min(xs), min(ys), max(xs), max(ys))
+                kp = " ".join(f"{(x + 0.5) / w:.6f} {(y + 0.5) / h:.6f} 2" for x, y in geom)
+                pose.append(f"{c} {(box[0] + box[2] + 1) / 2 / w:.6f} {(box[1] + box[3] + 1) / 2 / h:.6f} "
+                            f"{(box[2] - box[0] + 1) / w:.6f} {(box[3] - box[1] + 1) / h:.6f} {kp}")
+                continue
+            k += 1
+            if cls == "person":
+                pts = np.array(geom, dtype=np.float64).reshape(-1, 2)
+                poly = np.round(pts).astype(np.int32)
+                cv2.fillPoly(cls_mask, [poly], c + 1)
+                cv2.fillPoly(obj_mask, [poly], k)
+                x0, y0 = poly.min(axis=0)
+                x1, y1 = poly.max(axis=0)
+                seg.append(f"{c} " + " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in pts))
+            else:
+                x0, y0, x1, y1 = geom
+                cls_mask[y0 : y1 + 1, x0 : x1 + 1] = c + 1
+                obj_mask[y0 : y1 + 1, x0 : x1 + 1] = k
+                seg.append(f"{c} " + " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in
+                                              ((x0, y0), (x1 + 1, y0), (x1 + 1, y1 + 1), (x0, y1 + 1))))
+            det.append(f"{c} {(x0 + x1 + 1) / 2 / w:.6f} {(y0 + y1 + 1) / 2 / h:.6f} {(x1 - x0 + 1) / w:.6f} "
+                       f"{(y1 - y0 + 1) / h:.6f}")
+            xml.append(f"<object><name>{cls}</name><difficult>0</difficult><bndbox><xmin>{x0 + 1}</xmin>"
+                       f"<ymin>{y0 + 1}</ymin><xmax>{x1 + 1}</xmax><ymax>{y1 + 1}</ymax></bndbox></object>")
+        (voc / "Annotations" / f"{name}.xml").write_text("".join(xml) + "</annotation>")
+        for folder, arr in (("SegmentationClass", cls_mask), ("SegmentationObject", obj_mask)):
+            im = Image.fromarray(arr, mode="P")
+            im.putpalette(palette.flatten().tolist())
+            im.save(voc / folder / f"{name}.png")
+        cv2.imwrite(str(masks / "masks" / f"{name}.png"), cls_mask)
+        for task, lines in (("detect", det), ("segment", seg), ("pose", pose)):
+            (roots[f"yolo_{task}"] / "labels" / "train" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("\n".join(ids[: n_images * 4 // 5]) + "\n")
+    (voc / "ImageSets" / "Main" / "val.txt").write_text("\n".join(ids[n_images * 4 // 5 :]) + "\n")
+
+    dicom = work / "dicom"
+    dicom.mkdir(exist_ok=True)
+    from pydicom.data import get_testdata_file
+
+    samples = [Path(p) for p in (get_testdata_file(n, download=False) for n in (
+        "CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_jp2klossless.dcm", "SC_rgb_jpeg_dcmtk.dcm", "JPEG2000.dcm", "liver_1frame.dcm")) if p]
+    for i in range(n_images):
+        target = dicom / f"{i:05d}_{samples[i % len(samples)].name}"
+        if not target.exists():
+            shutil.copy(samples[i % len(samples)], target)
+    return {**roots, "dicom": dicom, "jpeg": src}
+
+
+class _Files:
+    """Serves a folder over HTTP on 127.0.0.1 with Range support (the links benchmark's image host)."""
+
+    def __init__(self, folder: Path) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                try:
+                    data = (folder / self.path.lstrip("/")).read_bytes()
+                except OSError:
+                    self.send_error(404)
+                    return
+                start, end = 0, len(data) - 1
+                rng = self.headers.get("Range", "")
+                if rng.startswith("bytes="):
+                    a, _, b = rng[6:].partition("-")
+                    start, end = int(a or 0), min(int(b), len(data) - 1) if b else len(data) - 1
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(end - start + 1))
+                self.end_headers()
+                self.wfile.write(data[start : end + 1])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def bench_formats(work: Path, n_images: int) -> list[dict[str, Any]]:
+    """Images per second converted (detect + convert + validation pass, before upload) for each format."""
+    t0 = time.perf_counter()
+    data = make_format_data(work, n_images)
+    print(f"data: {n_images} images per format in {time.perf_counter() - t0:.1f} s at {work}", file=sys.stderr)
+    results = []
+    for name in ("voc", "yolo_detect", "yolo_segment", "yolo_pose", "masks", "dicom"):
+        results.append({"bench": name, **in_subprocess("convert", str(data[name]))})
+    server = _Files(data["jpeg"])
+    try:
+        links = work / "links"
+        links.mkdir(exist_ok=True)
+        (links / "urls.txt").write_text("".join(f"{server.url}/{i:06d}.jpg\n" for i in range(n_images)))
+        results.append({"bench": "links (127.0.0.1)", **in_subprocess("convert", str(links))})
+    finally:
+        server.close()
+    archive = work / "voc.zip"
+    shutil.make_archive(str(work / "voc"), "zip", data["voc"])
+    from slyfs.importers.archives import unpack_archive
+
+    t1 = time.perf_counter()
+    out = unpack_archive(archive)
+    seconds = time.perf_counter() - t1
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    results.append({"bench": "archive unpack (zip of the VOC folder)", "images": n_images,
+                    "total_s": round(seconds, 2), "images_per_s": round(n_images / seconds, 1),
+                    "mb_per_s": round(size / 1e6 / seconds, 1)})
+    shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
 # ---- measurements -------------------------------------------------------------------------------------
 
 
@@ -213,12 +407,56 @@ def bench_mount_import(src: Path, drop_project_dir: Path, timeout: float = 3600.
     return {"copy_s": round(copied, 2), "import_s": round(time.perf_counter() - t0, 2), "state": state or "timeout"}
 
 
-def bench_sdk_upload(src: Path, server_address: str, token: str, workspace_id: int) -> dict[str, Any]:
-    """The official SDK's upload of the same Supervisely-format folder (`sly.upload_project`), for comparison.
+def bench_sdk_upload(src: Path, server_address: str, token: str, workspace: str, name: str) -> dict[str, Any]:
+    """The official SDK's `sly.upload_project` of a Supervisely-format folder (run in .venv-sdk)."""
+    env = dict(os.environ, SUPERVISELY_SKIP_HTTPS_USER_HELPER_CHECK="1")
+    out = subprocess.run([str(ROOT / ".venv-sdk" / "bin" / "python"), str(ROOT / "tests/helpers/sdk_scripts/upload.py"),
+                          server_address, token, workspace, str(src), name],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
-    Needs the SDK's own venv (.venv-sdk); not implemented here.
-    """
-    raise NotImplementedError("run the SDK's upload in .venv-sdk against `slyfs serve`, timing it like above")
+
+def bench_end_to_end(work: Path, n_images: int) -> dict[str, Any]:
+    """Side by side against one `slyfs serve`: `cp -r` of a COCO folder into a mount's drop zone until
+    `slyfs status --wait` returns, vs the official SDK's `upload_project` of the same data already in
+    Supervisely Format (the SDK gets the conversion for free: the comparison favours it)."""
+    from slyfs.platform.local import LocalStore
+    from tests.helpers.serve import serve_store
+
+    coco = work / "coco_src"
+    if not (coco / "annotations").exists():
+        make_small_coco(coco, n_images)
+    store_root = work / "store"
+    shutil.rmtree(store_root, ignore_errors=True)
+    store = LocalStore(store_root)
+    team = store.create_team("bench")
+    store.create_workspace(team.id, "ws")
+    store.close()
+    slyfs = [sys.executable, "-m", "slyfs"]
+    with serve_store(store_root) as server:
+        mp = work / "mnt"
+        mp.mkdir(exist_ok=True)
+        token_file = work / "token"
+        token_file.write_text(server.token)
+        subprocess.run([*slyfs, "mount", str(mp), "--server", server.url, "--token-file", str(token_file),
+                        "--cache-dir", str(work / "cache"), "--settle", "1"], check=True)
+        try:
+            t0 = time.perf_counter()
+            subprocess.run(["cp", "-r", str(coco), str(mp / "import" / "bench" / "ws" / "via_slyfs")], check=True)
+            subprocess.run([*slyfs, "status", str(mp), "--wait"], check=True, stdout=subprocess.DEVNULL)
+            ours = time.perf_counter() - t0
+            # the same project in Supervisely Format, for the SDK
+            sly_copy = work / "as_sly"
+            shutil.rmtree(sly_copy, ignore_errors=True)
+            deadline = time.monotonic() + 30
+            while not (mp / "bench" / "ws" / "via_slyfs").exists() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            subprocess.run(["cp", "-r", str(mp / "bench" / "ws" / "via_slyfs" / "sly"), str(sly_copy)], check=True)
+        finally:
+            subprocess.run([*slyfs, "unmount", str(mp)], check=False)
+        sdk = bench_sdk_upload(sly_copy, server.url, server.token, "ws", "via_sdk")
+    return {"images": n_images, "slyfs_cp_until_done_s": round(ours, 2),
+            "sdk_upload_project_s": round(sdk["seconds"], 2), "speedup": round(sdk["seconds"] / ours, 2)}
 
 
 # ---- command line -------------------------------------------------------------------------------------
@@ -235,6 +473,12 @@ def main() -> None:
     big.add_argument("--annotations", type=int, default=860_000)
     big.add_argument("--keep", type=Path, help="build the data here and keep it (reused if present)")
     big.add_argument("--json-load", action="store_true", help="also measure plain json.load")
+    fm = sub.add_parser("formats", help="VOC, YOLO (detect/segment/pose), masks, links, DICOM, archive: images/s")
+    fm.add_argument("--images", type=int, default=1000)
+    fm.add_argument("--keep", type=Path, help="build the data here and keep it (reused if present)")
+    e2e = sub.add_parser("e2e", help="cp -r of a COCO folder into a mount vs the SDK's upload_project")
+    e2e.add_argument("--images", type=int, default=1000)
+    e2e.add_argument("--keep", type=Path, help="build the data here and keep it")
     m = sub.add_parser("measure", help="(internal) one measurement in this process")
     m.add_argument("what", choices=["convert", "json-load"])
     m.add_argument("path", type=Path)
@@ -250,7 +494,12 @@ def main() -> None:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="slyfs-bench-"))
     try:
-        if args.cmd == "small":
+        if args.cmd == "e2e":
+            print(json.dumps({"bench": "e2e", **bench_end_to_end(work, args.images)}))
+        elif args.cmd == "formats":
+            for result in bench_formats(work, args.images):
+                print(json.dumps(result))
+        elif args.cmd == "small":
             t0 = time.perf_counter()
             if not (work / "annotations").exists():
                 make_small_coco(work, args.images)

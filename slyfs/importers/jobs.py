@@ -71,6 +71,7 @@ class JobStore:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # job records need not cost an fsync per change
             self._local.db = db
         return db
 

@@ -101,9 +101,20 @@ def _map_generic(label: dict[str, Any], vertex: Callable[[Number, Number], list[
                 nodes[key] = {**value, "loc": node(loc[0], loc[1]) + loc[2:]}
 
 
+def _own(label: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a label that the conversions may change without touching the input.
+
+    Every geometry field is rebuilt, never edited, except graph nodes (edited per node): so a
+    shallow copy plus a copy of `nodes` is enough, and far cheaper than a deep copy of bitmaps."""
+    out = dict(label)
+    if isinstance(out.get("nodes"), dict):
+        out["nodes"] = dict(out["nodes"])
+    return out
+
+
 def label_to_subpixel(label: dict[str, Any]) -> dict[str, Any]:
     """One label (object) from pixel to sub-pixel coordinates; a new dict, the input is not touched."""
-    label = copy.deepcopy(label)
+    label = _own(label)
     kind = _geometry_type(label)
     if kind == "rectangle":
         points = label.get("points")
@@ -157,7 +168,7 @@ def _box_to_pixel(corners: Any) -> Any:
 
 def label_to_pixel(label: dict[str, Any], height: Any, width: Any) -> dict[str, Any]:
     """One label from sub-pixel to pixel coordinates in an image of `height` x `width` (may be None)."""
-    label = copy.deepcopy(label)
+    label = _own(label)
     kind = _geometry_type(label)
 
     def clamp(v: Number, edge: Any) -> int:
