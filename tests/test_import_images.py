@@ -133,9 +133,10 @@ def test_highest_confidence_wins(tmp_path: Path) -> None:
 
 
 def test_unreadable_labels_are_not_dropped_silently(tmp_path: Path) -> None:
-    """A VOC or YOLO folder must not import as bare images while those formats have no importer."""
-    write(tmp_path / "JPEGImages" / "a.jpg", image_bytes(fmt="JPEG"))
-    write(tmp_path / "Annotations" / "a.xml", b"<annotation/>")
+    """Labels of a format no importer reads (here LabelMe JSON; VOC and YOLO have importers now) must not
+    import as bare images."""
+    write(tmp_path / "photos" / "a.jpg", image_bytes(fmt="JPEG"))
+    write(tmp_path / "photos" / "a.json", b'{"shapes": [], "imagePath": "a.jpg"}')
     with pytest.raises(ImportFailed, match=r"found 1 label file\(s\) in a format this version does not read "
-                                           r"\(Annotations/a.xml\)"):
+                                           r"\(photos/a.json\)"):
         convert_folder(tmp_path)

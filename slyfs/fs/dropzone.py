@@ -20,6 +20,8 @@ from pathlib import Path
 
 import trio
 
+from slyfs.importers import archives
+from slyfs.importers.base import ImportFailed
 from slyfs.importers.jobs import (
     DONE,
     FAILED,
@@ -30,6 +32,7 @@ from slyfs.importers.jobs import (
     append_history,
     clear_staging,
     run_job,
+    status_text,
     write_status,
 )
 from slyfs.platform.base import Platform
@@ -126,6 +129,7 @@ class FolderState:
     last_change: float = 0.0
     running: bool = False
     changed_while_running: bool = False
+    pending: bool = False  # its job is recorded as pending
 
 
 class ImportRoot(IndexedDir):
@@ -233,7 +237,7 @@ class DropZone:
             return
         team_id, ws_id, folder = key
         folder_path = self.staging / str(team_id) / str(ws_id) / folder
-        if not folder_path.is_dir():
+        if not (folder_path.is_dir() or archives.is_archive(folder_path)):
             self.folders.pop(key, None)
             self.jobs.remove_open(team_id, ws_id, folder)
             return
@@ -242,11 +246,14 @@ class DropZone:
         if st.running:
             st.changed_while_running = True
             return
+        if st.pending:
+            return  # recorded already: a `cp -r` of 10,000 files must not write the job table 10,000 times
+        st.pending = True
         before = self.jobs.current(team_id, ws_id, folder)
         job = self.jobs.pending(team_id, ws_id, folder, st.target)
         # Say "pending" when the state changes, but never recreate the status file while
         # `rm -r` is emptying the folder.
-        if not removed and (before is None or before.state != PENDING):
+        if not removed and folder_path.is_dir() and (before is None or before.state != PENDING):
             write_status(folder_path, job)
 
     def opened(self, path: Path) -> None:
@@ -271,7 +278,7 @@ class DropZone:
                 if not (ws_dir.is_dir() and ws_dir.name.isdigit()):
                     continue
                 for folder in ws_dir.iterdir():
-                    if folder.is_dir():
+                    if (folder.is_dir() and not folder.name.startswith(".")) or archives.is_archive(folder):
                         key = (int(team_dir.name), int(ws_dir.name), folder.name)
                         st = self._state(key)
                         st.last_change = time.monotonic()
@@ -290,6 +297,7 @@ class DropZone:
                 if job is None or job.state != PENDING:
                     continue
                 st.running = True
+                st.pending = False
                 st.changed_while_running = False
                 try:
                     await self._import(key, st)
@@ -302,6 +310,9 @@ class DropZone:
         path = self.staging / str(team_id) / str(ws_id) / folder
         job = self.jobs.current(*key)
         assert job is not None
+        if path.is_file():  # an archive copied into the workspace
+            await self._unpack(key, st, job.id, path)
+            return
         log.info("importing %s", st.target)
         try:
             result = await trio.to_thread.run_sync(
@@ -328,6 +339,33 @@ class DropZone:
             if st.changed_while_running:
                 self.jobs.pending(*key, st.target)
             self.ctx.invalidate()
+
+    async def _unpack(self, key: tuple[int, int, str], st: FolderState, job_id: int, path: Path) -> None:
+        """Unpack an archive into a folder beside it (removing the archive), which is then imported like a
+        copied folder; a refused archive fails its job, with its problems in `<archive>.IMPORT_STATUS.txt`."""
+        team_id, ws_id, _ = key
+        status = path.parent / f"{path.name}.{STATUS_FILE}"
+        log.info("unpacking %s", st.target)
+        try:
+            made = await trio.to_thread.run_sync(archives.unpack_archive, path, limiter=self._limiter)
+        except ImportFailed as e:
+            self.jobs.update(job_id, state=FAILED, finished=time.time(), message=f"{len(e.problems)} problem(s)",
+                             problems=[{"path": p.path, "problem": p.problem} for p in e.problems])
+            result = self.jobs.get(job_id)
+            status.write_text(status_text(result))
+            append_history(self.staging, result, 0)
+            log.warning("archive %s refused: %s", st.target, e)
+            st.running = False
+            self.ctx.invalidate()
+            return
+        status.unlink(missing_ok=True)
+        new_key = (team_id, ws_id, made.name)
+        new = self._state(new_key)
+        new.last_change = time.monotonic() - self.settle  # the archive has settled: so has its contents
+        self.jobs.pending(*new_key, new.target)
+        self.jobs.remove_open(*key)
+        self.folders.pop(key, None)
+        self.ctx.invalidate()
 
     def close(self) -> None:
         self.jobs.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from slyfs.importers import coco, images, sly
+from slyfs.importers import coco, dicom, images, links, masks, sly, voc, yolo
 from slyfs.importers.base import Detection, ImportedProject, ImportFailed, Problem
 from slyfs.importers.common import entries, walk
 
@@ -40,6 +40,12 @@ def register(name: str, importer: Any) -> None:
 register(sly.FORMAT, sly)
 register(coco.FORMAT, coco)
 register(images.FORMAT, images)
+# The formats added later; detection goes by confidence, so the order only shapes the "looked for" message.
+register(voc.FORMAT, voc)
+register(yolo.FORMAT, yolo)
+register(masks.FORMAT, masks)
+register(links.FORMAT, links)
+register(dicom.FORMAT, dicom)
 
 
 def detect_all(folder: Path) -> dict[str, Detection]:

@@ -213,9 +213,11 @@ def run_job(
         return progress
 
     try:
+        from slyfs.importers.archives import unpack_archives_in
         from slyfs.importers.detect import convert_folder
         from slyfs.importers.upload import upload_project
 
+        unpack_archives_in(folder)  # archives inside a project folder import as their contents
         project = convert_folder(folder)
         publish(format=project.format)
         project_id = upload_project(
