@@ -2,12 +2,14 @@
 inputs, naming rules, version keys, and file nodes whose exact size is known before rendering.
 
 Sizes without rendering. `ls -l` of 10,000 masks must not render 10,000 masks, yet every file
-must report its exact size at stat time. Mask PNGs are therefore written with *stored* (level 0)
-deflate blocks: the byte length of such a PNG is a pure function of width, height, pixel format
-and palette (`png_size`), all known from ImageInfo. Previews are JPEGs padded with COM segments
-to a size that is a pure function of width and height (`jpeg_size`). Pixels are rendered only on
-read, once per version key, through the render cache; a rendering whose length differs from the
-announced size is an error (EIO), never served.
+must report its exact size at stat time. Machine and human masks and VOC segmentation PNGs are
+therefore written with *stored* (level 0) deflate blocks: the byte length of such a PNG is a pure
+function of width, height, pixel format and palette (`png_size`), all known from ImageInfo.
+Previews are JPEGs padded with COM segments to a size that is a pure function of width and height
+(`jpeg_size`). Pixels are rendered only on read, once per version key, through the render cache;
+a rendering whose length differs from the announced size is an error (EIO), never served. Files
+whose size cannot be known in advance (COCO JSON, YOLO labels, VOC XML, instance masks) report
+the length of their one cached rendering, as tree.RenderedFile does.
 
 Stable bytes. Every render function is a closure over the input records it renders (annotation,
 image info, parsed meta), so a re-render after cache eviction gives the same bytes even if the
@@ -16,15 +18,22 @@ platform has changed since: the new data gets a new node (and key) after the TTL
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
 import logging
 import math
+import os
+import shutil
 import struct
+import tempfile
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,15 +65,6 @@ class ProjectInputs:
     datasets: list[Dataset]  # by id
     tree: dict[int | None, list[Dataset]]
     flat: dict[int, str]  # dataset id -> unique flat name (nested names joined with NESTED_JOIN)
-
-    @property
-    def classes(self) -> list[str]:
-        return [c.title for c in self.meta.classes]
-
-    @property
-    def class_index(self) -> dict[str, int]:
-        """Class title -> 1-based index in meta order (background is 0)."""
-        return {c.title: i for i, c in enumerate(self.meta.classes, start=1)}
 
     @property
     def graph_classes(self) -> list[str]:
@@ -106,9 +106,13 @@ def unique(name: str, taken: set[str]) -> str:
     return out
 
 
-def project_inputs(ctx: ViewContext, project: Project, reserved: Iterable[str] = ()) -> ProjectInputs:
+RESERVED = ("annotations",)
+"""Flat dataset names avoid these (coco/ has an `annotations/` folder beside the dataset folders);
+every flat view uses the same names, so `train` is `train` in coco/, yolo/, voc/ and preview/."""
+
+
+def project_inputs(ctx: ViewContext, project: Project) -> ProjectInputs:
     """The project's snapshot, built once per TTL (the parsed meta is shared by every file)."""
-    reserved = tuple(sorted(reserved))
 
     def make() -> ProjectInputs:
         meta_json = ctx.platform.meta(project.id)
@@ -119,10 +123,10 @@ def project_inputs(ctx: ViewContext, project: Project, reserved: Iterable[str] =
             meta_hash=meta_hash(meta_json),
             datasets=datasets,
             tree=children_of(datasets),
-            flat=flat_names(datasets, reserved),
+            flat=flat_names(datasets, RESERVED),
         )
 
-    return ctx.listings.get(("view-inputs", project.id, reserved), make)
+    return ctx.listings.get(("view-inputs", project.id), make)
 
 
 # ---- images and annotations ---------------------------------------------------------------------
@@ -208,6 +212,12 @@ def decode_image(data: bytes, height: int, width: int) -> np.ndarray:
     return np.asarray(rgb).copy()
 
 
+def decoded_dims(ctx: ViewContext, image: ImageInfo) -> tuple[int, int]:
+    """(height, width) from the image file itself, for images the platform has no size for."""
+    with Image.open(io.BytesIO(read_whole_image(ctx, image))) as im:
+        return im.height, im.width
+
+
 def read_whole_image(ctx: ViewContext, image: ImageInfo) -> bytes:
     return ctx.platform.read_image(image, 0, image.size) if image.size else ctx.platform.platform.read_image(image.id)
 
@@ -231,10 +241,11 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
-def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None, compress: int = 0) -> bytes:
     """A PNG of `pixels` (H x W uint8 gray or palette indices, H x W uint16 gray, H x W x 3 uint8 RGB)
-    with no filtering and stored deflate blocks: larger than a compressed PNG, but its length is
-    `png_size(...)` whatever the pixels, and writing it costs about a memory copy."""
+    with no filtering and, by default, stored deflate blocks: larger than a compressed PNG, but its
+    length is `png_size(...)` whatever the pixels, and writing it costs about a memory copy.
+    `compress` > 0 deflates at that zlib level instead (then the size depends on the pixels)."""
     if pixels.ndim == 3:
         height, width, channels = pixels.shape
         color_type, bit_depth = 2, 8
@@ -252,7 +263,21 @@ def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
     raw_rows = np.zeros((height, 1 + row), dtype=np.uint8)  # column 0: filter type 0 (none)
     if row:
         raw_rows[:, 1:] = data.reshape(height, width * channels).view(np.uint8)
-    raw = memoryview(raw_rows.tobytes())
+    if compress:
+        idat = zlib.compress(raw_rows.tobytes(), compress)
+    else:
+        idat = _stored_zlib(memoryview(raw_rows.tobytes()))
+    out = [_PNG_SIGNATURE, _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0))]
+    if color_type == 3:
+        assert palette is not None
+        out.append(_chunk(b"PLTE", np.ascontiguousarray(palette, dtype=np.uint8).tobytes()))
+    out.append(_chunk(b"IDAT", idat))
+    out.append(_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def _stored_zlib(raw: memoryview) -> bytes:
+    """A zlib stream of `raw` in stored (uncompressed) deflate blocks: its length is fixed by len(raw)."""
     parts = [b"\x78\x01"]
     blocks = max(1, math.ceil(len(raw) / _STORED_MAX))
     for i in range(blocks):
@@ -261,13 +286,7 @@ def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
         parts.append(struct.pack("<BHH", 1 if i == blocks - 1 else 0, n, n ^ 0xFFFF))
         parts.append(block)
     parts.append(struct.pack(">I", zlib.adler32(raw)))
-    out = [_PNG_SIGNATURE, _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0))]
-    if color_type == 3:
-        assert palette is not None
-        out.append(_chunk(b"PLTE", np.ascontiguousarray(palette, dtype=np.uint8).tobytes()))
-    out.append(_chunk(b"IDAT", b"".join(parts)))
-    out.append(_chunk(b"IEND", b""))
-    return b"".join(out)
+    return b"".join(parts)
 
 
 # ---- JPEG padded to a size known from width and height -------------------------------------------
@@ -352,11 +371,205 @@ class SizedFile(FileNode):
     def size(self) -> int:
         return self._size
 
+    def cheap_size(self) -> int | None:
+        return self._size
+
     @property
     def version(self) -> Hashable:
         return self.key
+
+    def cheap_read(self, offset: int, size: int) -> bytes | None:
+        data = self._cache.peek(self.key)
+        return None if data is None else data[offset : offset + size]
 
     def read(self, offset: int, size: int) -> bytes:
         if offset >= self._size:
             return b""
         return self.data()[offset : offset + size]
+
+
+ImageRender = Callable[[AnnotationInfo | None, tuple[int, int]], bytes]
+
+
+class ImageDerivedFile(FileNode):
+    """A file generated from one image and its annotation (a mask, a preview) whose size follows
+    from the image's dimensions alone (`size_of(height, width)`).
+
+    Listing a folder of them needs only the images: the annotation is looked up (in the
+    dataset's bulk-fetched, cached annotations) when the file is first read, and then stays fixed
+    for this node, so the bytes and the version agree. After the TTL the FUSE layer asks for a
+    fresh node, which looks up the annotation again. Images without dimensions take them from
+    their annotation's `size`, else from decoding the image (then the size is the rendering's).
+
+    `version` must be cheap (the FUSE layer asks on its event loop): until this node has looked
+    its annotation up, it is a token of its own, which only costs a kept page cache.
+    """
+
+    def __init__(self, name: str, ctx: ViewContext, image: ImageInfo, key: Hashable,
+                 size_of: Callable[[int, int], int], render: ImageRender) -> None:
+        super().__init__(name, parse_time(image.updated_at))
+        self.ctx, self.image, self.key = ctx, image, key
+        self._size_of, self._render = size_of, render
+        self._resolved: tuple[AnnotationInfo | None, tuple[int, int] | None] | None = None
+
+    def _resolve(self) -> tuple[AnnotationInfo | None, tuple[int, int] | None]:
+        if self._resolved is None:
+            image = self.image
+            info = self.ctx.platform.annotations(image.dataset_id).get(image.id)
+            self._resolved = info, frame_size(image, info)
+        return self._resolved
+
+    def _known_dims(self) -> tuple[int, int] | None:
+        if self.image.height and self.image.width:
+            return self.image.height, self.image.width
+        return None
+
+    @property
+    def size(self) -> int:
+        dims = self._known_dims() or self._resolve()[1]
+        return self._size_of(*dims) if dims is not None else len(self.data())
+
+    def cheap_size(self) -> int | None:
+        dims = self._known_dims()
+        return self._size_of(*dims) if dims is not None else None
+
+    def _render_key(self) -> Hashable:
+        info, dims = self._resolve()
+        return (self.key, self.image.id, self.image.hash, ann_version(info), dims)
+
+    @property
+    def version(self) -> Hashable:
+        return ("unresolved", id(self)) if self._resolved is None else self._render_key()
+
+    def data(self) -> bytes:
+        info, dims = self._resolve()
+
+        def render() -> bytes:
+            if dims is None:
+                return self._render(info, decoded_dims(self.ctx, self.image))
+            data = self._render(info, dims)
+            if len(data) != self._size_of(*dims):
+                raise RenderSizeError(f"{self.name}: rendered {len(data)} bytes, announced {self._size_of(*dims)}")
+            return data
+
+        return self.ctx.renders.get(self._render_key(), render)
+
+    def cheap_read(self, offset: int, size: int) -> bytes | None:
+        if self._resolved is None:
+            return None
+        data = self.ctx.renders.peek(self._render_key())
+        return None if data is None else data[offset : offset + size]
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self.data()[offset : offset + size]
+
+
+class SpillStore:
+    """Rendered files too large for the memory render cache, kept in files on disk (least recently
+    used evicted past `max_bytes`), so a COCO file of a huge dataset is rendered once per version,
+    not once per read. One store per process; files live in `root` (a private temporary folder
+    unless the view context names one) and are removed at exit."""
+
+    def __init__(self, root: Path | None = None, max_bytes: int = 16 << 30) -> None:
+        self._root = root
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._files: OrderedDict[Hashable, tuple[Path, int]] = OrderedDict()
+        self._flights: dict[Hashable, threading.Lock] = {}
+        self._total = 0
+        self._counter = 0
+
+    def _dir(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="slyfs-renders-"))
+            atexit.register(shutil.rmtree, self._root, True)
+        self._root.mkdir(parents=True, exist_ok=True)
+        return self._root
+
+    def lookup(self, key: Hashable) -> tuple[Path, int] | None:
+        with self._lock:
+            hit = self._files.get(key)
+            if hit is not None:
+                self._files.move_to_end(key)
+            return hit
+
+    def flight(self, key: Hashable) -> threading.Lock:
+        with self._lock:
+            return self._flights.setdefault(key, threading.Lock())
+
+    def put(self, key: Hashable, data: bytes) -> tuple[Path, int]:
+        with self._lock:
+            self._counter += 1
+            path = self._dir() / f"{os.getpid()}-{self._counter}.bin"
+        path.write_bytes(data)
+        with self._lock:
+            self._files[key] = (path, len(data))
+            self._total += len(data)
+            self._flights.pop(key, None)
+            while self._total > self.max_bytes and len(self._files) > 1:
+                _, (old, size) = self._files.popitem(last=False)
+                self._total -= size
+                old.unlink(missing_ok=True)
+        return path, len(data)
+
+
+SPILL = SpillStore()
+SPILL_THRESHOLD = 64 << 20  # larger renderings are read from the spill store
+
+
+class LargeRenderedFile(FileNode):
+    """Like `tree.RenderedFile` (size = length of the one rendering per `key`), for files that may
+    outgrow the memory render cache (COCO files of huge datasets): renderings above
+    SPILL_THRESHOLD are written to the spill store once and read from there, instead of being
+    rendered again for every read once the memory cache cannot hold them."""
+
+    def __init__(self, name: str, mtime: float, key: Hashable, render: Callable[[], bytes], ctx: ViewContext) -> None:
+        super().__init__(name, mtime)
+        self.key = key
+        self._render = render
+        self._renders = ctx.renders
+        self._spill: SpillStore = getattr(ctx, "spill", None) or SPILL
+
+    def _content(self) -> bytes | tuple[Path, int]:
+        spilled = self._spill.lookup(self.key)
+        if spilled is not None:
+            return spilled
+        with self._spill.flight(self.key):
+            spilled = self._spill.lookup(self.key)
+            if spilled is not None:
+                return spilled
+            data = self._renders.get(self.key, self._render)
+            if len(data) > SPILL_THRESHOLD:  # (the memory cache keeps it only while it fits)
+                return self._spill.put(self.key, data)
+            return data
+
+    @property
+    def size(self) -> int:
+        content = self._content()
+        return len(content) if isinstance(content, bytes) else content[1]
+
+    def cheap_size(self) -> int | None:
+        spilled = self._spill.lookup(self.key)
+        if spilled is not None:
+            return spilled[1]
+        data = self._renders.peek(self.key)
+        return None if data is None else len(data)
+
+    def cheap_read(self, offset: int, size: int) -> bytes | None:
+        data = self._renders.peek(self.key)
+        return None if data is None else data[offset : offset + size]
+
+    @property
+    def version(self) -> Hashable:
+        return self.key
+
+    def read(self, offset: int, size: int) -> bytes:
+        content = self._content()
+        if isinstance(content, bytes):
+            return content[offset : offset + size]
+        try:
+            with open(content[0], "rb") as f:
+                f.seek(offset)
+                return f.read(size)
+        except FileNotFoundError:  # evicted between lookup and read: render (or spill) again
+            return self.read(offset, size)

@@ -6,14 +6,22 @@ from collections.abc import Callable
 
 from slyfs.model.entities import Project, Team, Workspace, parse_time
 from slyfs.views.coco import CocoProjectDir
+from slyfs.views.masks import MasksProjectDir
+from slyfs.views.preview import PreviewProjectDir
 from slyfs.views.sly import SlyProjectDir
 from slyfs.views.tree import DirNode, IndexedDir, Node, TextFile, ViewContext, escape_name
+from slyfs.views.voc import VocProjectDir
+from slyfs.views.yolo import YoloProjectDir
 
 # Each project folder shows one sub-folder per view; further views register here.
 ProjectView = Callable[[ViewContext, Project], DirNode]
 PROJECT_VIEWS: dict[str, ProjectView] = {
     "sly": lambda ctx, p: SlyProjectDir(ctx, p),
     "coco": lambda ctx, p: CocoProjectDir(ctx, p),
+    "masks": lambda ctx, p: MasksProjectDir(ctx, p),
+    "yolo": lambda ctx, p: YoloProjectDir(ctx, p),
+    "voc": lambda ctx, p: VocProjectDir(ctx, p),
+    "preview": lambda ctx, p: PreviewProjectDir(ctx, p),
 }
 
 README = """\
@@ -38,6 +46,16 @@ VIEW_HELP: dict[str, str] = {
     "coco": "COCO 2017: <dataset>/<image>, annotations/instances_<dataset>.json\n"
     "               (+ person_keypoints_<dataset>.json for graph classes); nested datasets joined\n"
     "               with __; masks pixel-exact through pycocotools; tags in `attributes`",
+    "masks": "Supervisely's export as masks: obj_class_to_machine_color.json, per dataset img/, ann/,\n"
+    "               masks_machine/ (class index PNG), masks_human/ (image | colour overlay),\n"
+    "               masks_instances/<image>/<class>.png; <stem>.png, or <name>.png if stems collide",
+    "yolo": "Ultralytics YOLO: detect/, segment/ (and pose/ with graph classes), each with\n"
+    "               data.yaml, images/<dataset>/, labels/<dataset>/<stem>.txt",
+    "voc": "Pascal VOC 2012: JPEGImages/, Annotations/*.xml, SegmentationClass/ and\n"
+    "               SegmentationObject/ palette PNGs, ImageSets/{Main,Segmentation}/<dataset>.txt,\n"
+    "               labelmap.txt",
+    "preview": "<dataset>/<image name>.jpg: the image with its labels drawn on it (for eyes and\n"
+    "               thumbnails); JPEG padded to a size fixed by the image's width and height",
 }
 
 

@@ -1,0 +1,95 @@
+"""The voc/ view without FUSE: XML parses and its boxes are the raster boxes (1-based), the
+segmentation PNGs are palette PNGs holding class and object indices, the image sets list every
+image, and ids stay unique across datasets."""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from slyfs.model import AnnObject, Annotation, ProjectMeta, Rectangle
+from slyfs.platform.local import LocalStore
+from slyfs.views.voc import voc_colormap
+from tests.helpers.images import image_bytes
+from tests.test_views_common import SDK_PROJECT, load_sly_folder, project_view, read_all, walk
+
+THICKNESS = 2
+
+
+@pytest.fixture
+def sdk_store(store: LocalStore) -> tuple[LocalStore, int]:
+    return store, load_sly_folder(store, SDK_PROJECT)
+
+
+def test_xml_boxes_and_segmentation_pngs(sdk_store: tuple[LocalStore, int]) -> None:
+    store, pid = sdk_store
+    meta = ProjectMeta.from_json(store.get_project_meta(pid))
+    files = read_all(walk(project_view(store, pid, "voc")))
+    index = {c.title: i for i, c in enumerate(meta.classes, start=1)}
+    assert files["labelmap.txt"].decode().splitlines()[1:3] == ["background:0,0,0::", "car:255,0,0::"]
+    seen = 0
+    for ds in store.list_datasets(pid):
+        flat = "train__night" if ds.parent_id else ds.name
+        anns = {a.image_id: Annotation.from_json(a.annotation, meta) for a in store.iter_annotations(ds.id)}
+        ids = files[f"ImageSets/Main/{flat}.txt"].decode().split()
+        assert ids == files[f"ImageSets/Segmentation/{flat}.txt"].decode().split()
+        for im, vid in zip(store.iter_images(ds.id), ids, strict=True):
+            ann, h, w = anns[im.id], im.height, im.width
+            root = ET.fromstring(files[f"Annotations/{vid}.xml"])
+            filename = root.findtext("filename")
+            assert files[f"JPEGImages/{filename}"] == store.read_image(im.id)
+            assert (int(root.findtext("size/width")), int(root.findtext("size/height"))) == (w, h)
+            want = [o for o in ann.objects if o.geometry.geometry_type != "point" and o.geometry.bbox(h, w)]
+            objects = root.findall("object")
+            assert len(objects) == len(want)
+            for obj, node in zip(want, objects, strict=True):
+                top, left, bottom, right = obj.geometry.bbox(h, w)
+                assert node.findtext("name") == obj.class_title
+                box = [int(node.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
+                assert box == [left + 1, top + 1, right + 1, bottom + 1]
+            cls_png = Image.open(io.BytesIO(files[f"SegmentationClass/{vid}.png"]))
+            obj_png = Image.open(io.BytesIO(files[f"SegmentationObject/{vid}.png"]))
+            assert cls_png.mode == "P" and obj_png.mode == "P"
+            cls_idx, obj_idx = np.asarray(cls_png), np.asarray(obj_png)
+            rasters = [o.geometry.rasterize(h, w, THICKNESS) for o in ann.objects]
+            covered = np.any(rasters, axis=0)
+            assert np.array_equal(cls_idx > 0, covered) and np.array_equal(obj_idx > 0, covered)
+            drawn = [(o, r) for o, r in zip(ann.objects, rasters, strict=True) if r.any()]
+            for k, (obj, r) in enumerate(drawn, start=1):
+                top_pixels = obj_idx == k
+                assert np.all(cls_idx[top_pixels] == index[obj.class_title])
+                assert np.all(r[top_pixels])
+            palette = np.array(cls_png.getpalette()[: 3 * 256]).reshape(-1, 3)
+            assert tuple(palette[index["car"]]) == (255, 0, 0)
+            obj_palette = np.array(obj_png.getpalette()[: 3 * 256]).reshape(-1, 3)
+            assert np.array_equal(obj_palette[1:4], voc_colormap()[1:4])
+            car = files[f"ImageSets/Main/car_{flat}.txt"].decode().splitlines()
+            assert f"{vid}  1" in car
+            seen += 1
+    assert seen == 4
+
+
+def test_ids_unique_across_datasets(store: LocalStore) -> None:
+    team = store.list_teams()[0]
+    ws = store.create_workspace(team.id, "w")
+    p = store.create_project(ws.id, "p")
+    store.update_project_meta(p.id, {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}]})
+    a = store.create_dataset(p.id, "train")
+    b = store.create_dataset(p.id, "val")
+    store.add_images_bytes(a.id, [("x.jpg", image_bytes(8, 8, "JPEG")), ("y.png", image_bytes(8, 8))])
+    vb = store.add_images_bytes(b.id, [("x.png", image_bytes(8, 8, "PNG", 3))])
+    car = Annotation.new(8, 8, [AnnObject.new("car", Rectangle(0, 0, 2, 2))])
+    store.set_annotations(b.id, [(vb[0].id, car.to_json())])
+    files = read_all(walk(project_view(store, p.id, "voc")))
+    assert sorted(k for k in files if k.startswith("JPEGImages/")) == [
+        "JPEGImages/train__x.jpg", "JPEGImages/val__x.png", "JPEGImages/y.png"]
+    assert files["ImageSets/Main/train.txt"] == b"train__x\ny\n"
+    assert files["ImageSets/Main/car_val.txt"] == b"val__x  1\n"
+    assert files["ImageSets/Main/car_train.txt"] == b"train__x -1\ny -1\n"
+    root = ET.fromstring(files["Annotations/val__x.xml"])
+    assert root.findtext("filename") == "val__x.png"
+    assert [int(root.findtext(f"object/bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")] == [1, 1, 3, 3]

@@ -1,0 +1,121 @@
+"""The yolo/ view without FUSE: data.yaml has one class list for the project (and kpt_shape for
+pose), label lines denormalise back to the boxes and polygons within half a pixel, every image has
+a label file, and images whose stems collide get distinct label files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from slyfs.model import AnnObject, Annotation, Bitmap, Graph, Polygon, ProjectMeta, Rectangle
+from slyfs.platform.local import LocalStore
+from slyfs.views.yolo import label_text
+from tests.helpers.images import image_bytes
+from tests.test_views_common import SDK_PROJECT, load_sly_folder, project_view, read_all, walk
+
+
+@pytest.fixture
+def sdk_store(store: LocalStore) -> tuple[LocalStore, int]:
+    return store, load_sly_folder(store, SDK_PROJECT)
+
+
+def lines(data: bytes) -> list[list[float]]:
+    return [[float(v) for v in line.split()] for line in data.decode().splitlines()]
+
+
+def test_layout_data_yaml_and_boxes(sdk_store: tuple[LocalStore, int]) -> None:
+    store, pid = sdk_store
+    meta = ProjectMeta.from_json(store.get_project_meta(pid))
+    files = read_all(walk(project_view(store, pid, "yolo")))
+    names = [c.title for c in meta.classes]
+    for task in ("detect", "segment", "pose"):
+        data = yaml.safe_load(files[f"{task}/data.yaml"])
+        assert data["names"] == names and data["nc"] == len(names)
+        assert data["train"] == ["images/train", "images/train__night"] and data["val"] == "images/val"
+        assert "path" not in data
+        assert ("kpt_shape" in data) == (task == "pose")
+    assert yaml.safe_load(files["pose/data.yaml"])["kpt_shape"] == [2, 3]
+    for ds in store.list_datasets(pid):
+        flat = "train__night" if ds.parent_id else ds.name
+        anns = {a.image_id: Annotation.from_json(a.annotation, meta) for a in store.iter_annotations(ds.id)}
+        for im in store.iter_images(ds.id):
+            stem = im.name.rsplit(".", 1)[0]
+            for task in ("detect", "segment", "pose"):
+                assert files[f"{task}/images/{flat}/{im.name}"] == store.read_image(im.id)
+            ann, h, w = anns[im.id], im.height, im.width
+            got = lines(files[f"detect/labels/{flat}/{stem}.txt"])
+            want = [o for o in ann.objects if o.geometry.geometry_type != "point" and o.geometry.bbox(h, w)]
+            assert len(got) == len(want)
+            for obj, (cls, cx, cy, bw, bh) in zip(want, got, strict=True):
+                top, left, bottom, right = obj.geometry.bbox(h, w)
+                assert names[int(cls)] == obj.class_title
+                assert abs((cx - bw / 2) * w - left) <= 0.5 and abs((cx + bw / 2) * w - (right + 1)) <= 0.5
+                assert abs((cy - bh / 2) * h - top) <= 0.5 and abs((cy + bh / 2) * h - (bottom + 1)) <= 0.5
+            for line in lines(files[f"segment/labels/{flat}/{stem}.txt"]):
+                assert len(line) >= 7 and len(line) % 2 == 1 and all(0 <= v <= 1 for v in line[1:])
+            pose = lines(files[f"pose/labels/{flat}/{stem}.txt"])
+            assert len(pose) == sum(o.geometry.geometry_type == "graph" for o in ann.objects)
+            for line in pose:
+                assert len(line) == 5 + 2 * 3 and names[int(line[0])] == "face"
+
+
+def test_segment_polygons_denormalise_to_the_vertices() -> None:
+    meta = ProjectMeta.from_json({"classes": [{"title": "a", "shape": "any", "color": "#FF0000"},
+                                              {"title": "b", "shape": "any", "color": "#00FF00"}]})
+    h, w = 40, 50
+    poly = Polygon([[3, 4], [40, 6], [30, 35], [5, 30]], ([[10, 10], [20, 10], [15, 20]],))
+    rect = Rectangle(2, 3, 12, 20)
+    mask = np.zeros((10, 12), bool)
+    mask[2:8, 3:9] = True
+    objects = [AnnObject.new("a", poly), AnnObject.new("b", rect), AnnObject.new("a", Bitmap(mask, (30, 20)))]
+    ann = Annotation.new(h, w, objects)
+    got = lines(label_text("segment", ann, meta, h, w))
+    assert [int(line[0]) for line in got] == [0, 1, 0]
+    xs, ys = np.array(got[0][1::2]) * w, np.array(got[0][2::2]) * h
+    assert np.abs(xs - (poly.exterior[:, 0] + 0.5)).max() <= 0.5 + 1e-6
+    assert np.abs(ys - (poly.exterior[:, 1] + 0.5)).max() <= 0.5 + 1e-6
+    rx, ry = np.array(got[1][1::2]) * w, np.array(got[1][2::2]) * h
+    assert np.allclose(rx, [3, 21, 21, 3], atol=1e-4) and np.allclose(ry, [2, 2, 13, 13], atol=1e-4)
+    bx, by = np.array(got[2][1::2]) * w, np.array(got[2][2::2]) * h
+    assert bx.min() >= 33 and bx.max() <= 39 and by.min() >= 22 and by.max() <= 28  # pixel centres of the blob
+    assert label_text("detect", Annotation.new(h, w, []), meta, h, w) == b""
+
+
+def test_pose_keypoints_and_padding() -> None:
+    meta = ProjectMeta.from_json({"classes": [
+        {"title": "face", "shape": "graph", "color": "#FF0000", "geometry_config": {
+            "nodes": {"n": {"label": "nose", "loc": [0, 0]}, "e": {"label": "eye", "loc": [1, 1]}}, "edges": []}},
+        {"title": "hand", "shape": "graph", "color": "#00FF00", "geometry_config": {
+            "nodes": {k: {"label": k, "loc": [0, 0]} for k in "abc"}, "edges": []}}]})
+    ann = Annotation.new(20, 40, [AnnObject.new("face", Graph({"n": (10, 5, False), "e": (20, 9, True)}))])
+    (line,) = lines(label_text("pose", ann, meta, 20, 40))
+    assert len(line) == 5 + 3 * 3
+    assert line[0] == 0
+    assert abs(line[5] * 40 - 10.5) < 1e-4 and abs(line[6] * 20 - 5.5) < 1e-4 and line[7] == 2
+    assert line[10] == 1 and line[11:] == [0, 0, 0]
+    assert abs((line[1] - line[3] / 2) * 40 - 10) < 1e-4 and abs((line[1] + line[3] / 2) * 40 - 21) < 1e-4
+
+
+def test_unlabelled_images_and_colliding_stems(store: LocalStore) -> None:
+    team = store.list_teams()[0]
+    ws = store.create_workspace(team.id, "w")
+    p = store.create_project(ws.id, "p")
+    store.update_project_meta(p.id, {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}]})
+    ds = store.create_dataset(p.id, "val")
+    infos = store.add_images_bytes(ds.id, [("a.jpg", image_bytes(20, 10, "JPEG")), ("a.png", image_bytes(20, 10)),
+                                           ("b.png", image_bytes(20, 10, "PNG", 5))])
+    ann = Annotation.new(10, 20, [AnnObject.new("car", Rectangle(1, 1, 3, 3))])
+    store.set_annotations(ds.id, [(infos[1].id, ann.to_json())])
+    files = read_all(walk(project_view(store, p.id, "yolo")))
+    assert sorted(files) == [
+        "detect/data.yaml", "detect/images/val/a.jpg.jpg", "detect/images/val/a.png.png", "detect/images/val/b.png",
+        "detect/labels/val/a.jpg.txt", "detect/labels/val/a.png.txt", "detect/labels/val/b.txt",
+        "segment/data.yaml", "segment/images/val/a.jpg.jpg", "segment/images/val/a.png.png",
+        "segment/images/val/b.png", "segment/labels/val/a.jpg.txt", "segment/labels/val/a.png.txt",
+        "segment/labels/val/b.txt"]
+    assert files["detect/labels/val/a.jpg.txt"] == b"" and files["detect/labels/val/b.txt"] == b""
+    assert files["detect/labels/val/a.png.txt"].startswith(b"0 ")
+    assert files["detect/images/val/a.png.png"] == store.read_image(infos[1].id)
+    data = yaml.safe_load(files["detect/data.yaml"])
+    assert data["val"] == "images/val" and data["train"] == "images/val"  # no train split: train on val
