@@ -221,7 +221,13 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
     setup_logging(args.verbose, token)
     blob_dir = args.cache_dir / "blobs" if token else None
     cached = CachedPlatform(platform, ttl=args.ttl, blob_cache_dir=blob_dir, blob_cache_bytes=args.cache_size)
-    ctx = ViewContext(cached)
+    import shutil
+
+    from slyfs.views.common import SpillStore
+
+    renders = args.cache_dir / "renders"
+    shutil.rmtree(renders, ignore_errors=True)  # keyed in memory only: an earlier mount's files are unknown
+    ctx = ViewContext(cached, spill=SpillStore(renders, max_bytes=args.cache_size))
     staging = args.staging_dir or args.cache_dir / "import"
     zone = DropZone(staging, ctx, platform, settle=args.settle, on_conflict=args.on_conflict)
     root = RootDir(ctx, extra=lambda: [zone.root()])

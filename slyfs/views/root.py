@@ -39,6 +39,12 @@ it follows changes within the mount's --ttl. Image bytes are the platform's own 
 Names that cannot be path components are escaped: '/' as %2F, NUL as %00, '%' as %25,
 '.' and '..' as %2E and %2E%2E. Siblings with the same name get a suffix: a~2.jpg.
 
+import/<team>/<workspace>/ is the one writable place: copy a dataset folder (Supervisely
+Format, COCO, Pascal VOC, YOLO, images with masks, DICOM, plain images, a .txt/.csv of image
+links, or a .zip/.tar of any of these) there and it becomes a project of the folder's name once
+copying has settled. Its IMPORT_STATUS.txt tells the state and any problem with the file it is
+about; `slyfs status --wait` waits for all imports; import/HISTORY.txt lists finished ones.
+
 Copy out with cp -r or rsync -a; unmount with `slyfs unmount <mountpoint>` or fusermount3 -u.
 """
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cachetools import LRUCache
 
@@ -291,6 +292,7 @@ class ViewContext:
 
     platform: CachedPlatform
     renders: RenderCache = field(default_factory=RenderCache)
+    spill: Any = None  # a views.common.SpillStore for renderings too large for memory (None: a temp dir)
     listings: SingleFlightCache = field(init=False)
 
     def __post_init__(self) -> None:
