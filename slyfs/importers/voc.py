@@ -77,6 +77,7 @@ from slyfs.importers.shapes import (
     tag_meta,
     value_masks,
 )
+from slyfs.model.palettes import voc_colormap
 
 FORMAT = "voc"
 LOOKS_FOR = "Annotations/*.xml or SegmentationClass/*.png (Pascal VOC)"
@@ -96,18 +97,6 @@ _INSTANCE_NS = uuid.UUID("0b3c5d7e-2f4a-4b6c-8d9e-a1b2c3d4e5f6")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-def voc_colormap() -> np.ndarray:
-    """The devkit's 256-colour map (index bits spread over r, g, b, high bits first)."""
-    cmap = np.zeros((256, 3), dtype=np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[i] = (r, g, b)
-    return cmap
 
 
 # ---- finding VOC folders --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from slyfs.model.annotation import Annotation
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
 from slyfs.model.geometry import Point
 from slyfs.model.meta import ProjectMeta
+from slyfs.model.palettes import voc_colormap
 from slyfs.views.coco import attributes
 from slyfs.views.common import (
     ImageDerivedFile,
@@ -100,18 +101,6 @@ def voc_ids(per_dataset: list[tuple[Dataset, str, list[ImageInfo]]]) -> list[Voc
     return out
 
 
-def voc_colormap() -> np.ndarray:
-    """The VOC devkit's 256-colour map: bits of the index spread over r, g and b, high bits first."""
-    cmap = np.zeros((256, 3), dtype=np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[i] = (r, g, b)
-    return cmap
 
 
 def class_palette(meta: ProjectMeta) -> np.ndarray:
