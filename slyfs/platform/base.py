@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,14 @@ class NameConflict(PlatformError):
 
 class Unavailable(PlatformError):
     """The platform could not be reached or kept failing within the retry budget."""
+
+
+def check_unique_names(images: list[NewImage]) -> None:
+    """A request may not name two images alike: the platform would keep one of them."""
+    counts = Counter(im.name for im in images)
+    dupes = sorted(n for n, c in counts.items() if c > 1)
+    if dupes:
+        raise NameConflict(f"image names repeat within the request: {', '.join(dupes)}", dupes)
 
 
 def content_hash(data: bytes) -> str:

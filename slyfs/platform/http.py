@@ -64,6 +64,7 @@ from slyfs.platform.base import (
     Platform,
     PlatformError,
     Unavailable,
+    check_unique_names,
     content_hash,
 )
 from slyfs.platform.config import ConfigError, normalize_server, resolve_server
@@ -721,10 +722,8 @@ class SuperviselyClient(Platform):
 
     def add_images(self, dataset_id: int, images: list[NewImage]) -> list[ImageInfo]:
         """`images.bulk.add`, 50 a request; a clash in any batch undoes the batches already added."""
+        check_unique_names(images)
         names = [im.name for im in images]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise NameConflict(f"image names repeat within the request: {', '.join(dupes)}", dupes)
         for im in images:
             if (im.hash is None) == (im.link is None):
                 raise PlatformError(f"image {im.name!r}: give exactly one of hash and link")

@@ -45,7 +45,7 @@ from slyfs.model.entities import (
     Workspace,
 )
 from slyfs.platform import links
-from slyfs.platform.base import NameConflict, NotFound, Platform, PlatformError, content_hash
+from slyfs.platform.base import NameConflict, NotFound, Platform, PlatformError, check_unique_names, content_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS teams(
@@ -459,10 +459,8 @@ class LocalStore(Platform):
         return hashes
 
     def add_images(self, dataset_id: int, images: list[NewImage]) -> list[ImageInfo]:
+        check_unique_names(images)
         names = [im.name for im in images]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise NameConflict(f"image names repeat within the request: {', '.join(dupes)}", dupes)
         rows = []
         for im in images:
             if (im.hash is None) == (im.link is None):
