@@ -6,15 +6,20 @@ import json
 import logging
 import random
 import re
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slyfs.model.entities import NewImage
 from slyfs.platform.base import NameConflict, NotFound, PlatformError, Unavailable, content_hash
+from slyfs.platform.cached import MISSING, CachedPlatform
 from slyfs.platform.config import ConfigError, resolve_server
 from slyfs.platform.http import SuperviselyClient
 from slyfs.platform.local import LocalStore
@@ -280,6 +285,72 @@ def test_client_pages_images(data: Fixture, server: ServedStore) -> None:
     client.close()
 
 
+def test_pages_cut_by_the_index_agree_with_filtered_ones(tmp_path: Path) -> None:
+    """images.list and annotations.list without a filter are paged by the store's index: the same
+    answers as the in-memory path (descending, token mode), and a cursor whose row is gone goes on."""
+    store = LocalStore(tmp_path / "store")
+    ws = store.create_workspace(store.create_team("t").id, "ws")
+    project = store.create_project(ws.id, "p")
+    ds = store.create_dataset(project.id, "ds")
+    child = store.create_dataset(project.id, "child", parent_id=ds.id)
+    infos = store.add_images_bytes(ds.id, [(f"{i:02d}.png", image_bytes(4 + i, 4, "PNG", i)) for i in range(23)])
+    (kid,) = store.add_images_bytes(child.id, [("kid.png", image_bytes(5, 5, "PNG", 99))])
+    ann = {"description": "", "size": {"height": 4, "width": 5}, "tags": [], "objects": [
+        {"classTitle": "c", "tags": [], "geometryType": "point", "points": {"exterior": [[1, 2]], "interior": []}}]}
+    store.set_annotations(ds.id, [(infos[3].id, ann)])
+    ids = [i.id for i in infos]
+    store.close()
+
+    def everything(served: ServedStore, method: str, body: dict[str, Any], key: str) -> list[Any]:
+        got, after = [], None
+        while True:
+            answer = api(served, method, {**body, "pagination_mode": "token", "after": after}).json()
+            assert answer["total"] == len(ids) and answer["perPage"] == 5
+            got += [e[key] for e in answer["entities"]]
+            if (after := answer["after"]) is None:
+                return got
+
+    with serve_store(tmp_path / "store") as served:
+        for order, expected in (("asc", ids), ("desc", ids[::-1])):
+            body = {"datasetId": ds.id, "per_page": 5, "sort": "id", "sort_order": order}
+            paged = [e["id"] for page in range(1, 6)
+                     for e in api(served, "images.list", {**body, "page": page}).json()["entities"]]
+            assert paged == expected
+            assert everything(served, "images.list", body, "id") == expected
+            assert everything(served, "annotations.list", body, "imageId") == expected
+            # a filter that keeps everything takes the in-memory path: the same pages
+            kept = {**body, "filter": [{"field": "id", "operator": ">=", "value": 0}], "page": 2}
+            assert api(served, "images.list", kept).json() == api(served, "images.list", {**body, "page": 2}).json()
+        whole = api(served, "annotations.list", {"datasetId": ds.id, "per_page": 5, "page": 1}).json()["entities"]
+        assert whole[3]["annotation"]["objects"][0]["points"]["exterior"] == [[1.5, 2.5]]  # sub-pixel on the wire
+        assert whole[0]["annotation"]["objects"] == [] and whole[0]["annotation"]["size"] == {"height": 4, "width": 4}
+        # a cursor whose image was removed meanwhile still continues after it
+        api(served, "images.bulk.remove", {"imageIds": [ids[5]]}).raise_for_status()
+        rest = api(served, "images.list", {"datasetId": ds.id, "per_page": 5, "pagination_mode": "token",
+                                           "after": str(ids[5])}).json()
+        assert [e["id"] for e in rest["entities"]] == ids[6:11] and rest["after"] == str(ids[10])
+        for cursor in ("nonsense", str(1 << 70)):
+            assert api(served, "images.list", {"datasetId": ds.id, "pagination_mode": "token",
+                                               "after": cursor}).status_code == 400
+        far = api(served, "images.list", {"datasetId": ds.id, "page": 1 << 70}).json()
+        assert far["total"] == len(ids) - 1 and far["entities"] == []
+        # `id in` loads just those rows; ids given as text match as before
+        some = [str(ids[2]), ids[9], "x", 1 << 70]
+        wanted = {"datasetId": ds.id, "filter": [{"field": "id", "operator": "in", "value": some}]}
+        assert [e["id"] for e in api(served, "images.list", wanted).json()["entities"]] == [ids[2], ids[9]]
+        every = api(served, "images.list", {"projectId": project.id}).json()
+        assert every["total"] == len(ids) and [e["id"] for e in every["entities"]] == ids[:5] + ids[6:] + [kid.id]
+        deep = api(served, "images.list", {"datasetId": ds.id, "recursive": True, "per_page": 100}).json()
+        assert [e["id"] for e in deep["entities"]][-1] == kid.id and deep["total"] == len(ids)
+        client = served.client()
+        assert [a.image_id for a in client.iter_annotations(ds.id)] == ids[:5] + ids[6:]
+        assert [i.id for i in client.iter_images(ds.id, page_size=4)] == ids[:5] + ids[6:]
+        pages = client.iter_images(ds.id, page_size=4)
+        assert next(pages).id == ids[0]
+        pages.close()  # stopping early drops the page already asked for
+        client.close()
+
+
 # ---- multipart -------------------------------------------------------------------------------------------
 def _multipart_body(boundary: str, parts: list[tuple[str, bytes]]) -> bytes:
     out = b"preamble to ignore\r\n"
@@ -314,6 +385,24 @@ def test_multipart_reader_any_chunking() -> None:
         boundary_of("application/json")
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    bodies=st.lists(st.binary(max_size=300).map(lambda b: b + TRICKY[: len(b) % len(TRICKY)]), max_size=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
+)
+def test_multipart_reader_any_parts_any_cuts(bodies: list[bytes], cuts: list[int]) -> None:
+    boundary = "slyfs-0a1b"
+    parts = [(str(i), body) for i, body in enumerate(bodies)]
+    body = _multipart_body(boundary, parts)
+    reader = MultipartReader(boundary)
+    got, last = [], 0
+    for cut in sorted({min(c, len(body)) for c in cuts}) + [len(body)]:
+        got += reader.feed(body[last:cut])
+        last = cut
+    reader.close()
+    assert [(p.name, p.body) for p in got] == parts
+
+
 def test_bulk_download_many_tricky_images(data: Fixture, server: ServedStore) -> None:
     client = server.client()
     ids = sorted(data.images)
@@ -329,7 +418,30 @@ def test_bulk_download_many_tricky_images(data: Fixture, server: ServedStore) ->
     assert [int(p.name or 0) for p in parts] == ids[:5]
     assert all(p.headers["x-content-checksum-sha256"] == content_hash(p.body) for p in parts)
     assert api(server, "images.bulk.download", {"datasetId": data.child_id, "imageIds": ids[:1]}).status_code == 404
+    # sizes known beforehand: a Content-Length, no chunked encoding
+    assert r.headers["content-length"] == str(len(r.content)) and "transfer-encoding" not in r.headers
     client.close()
+
+
+def test_bulk_download_with_a_linked_image(tmp_path: Path) -> None:
+    """An image stored as a link has no size known before it is fetched: that answer goes out chunked."""
+    from tests.test_import_links import ImageServer
+
+    linked = image_bytes(40, 30, "JPEG", 5)
+    with ImageServer({"/a.jpg": linked}) as web:
+        store = LocalStore(tmp_path / "store")
+        ds = store.create_dataset(store.create_project(store.create_workspace(
+            store.create_team("t").id, "ws").id, "p").id, "ds")
+        (own,) = store.add_images_bytes(ds.id, [("own.png", image_bytes(9, 9, "PNG", 1) + TRICKY)])
+        (link,) = store.add_images(ds.id, [NewImage(name="a.jpg", link=f"{web.url}/a.jpg")])
+        store.close()
+        with serve_store(tmp_path / "store") as served:
+            r = api(served, "images.bulk.download", {"datasetId": ds.id, "imageIds": [own.id, link.id]})
+            assert "content-length" not in r.headers and r.headers.get("transfer-encoding") == "chunked"
+            client = served.client()
+            got = dict(client.download_images(ds.id, [link.id, own.id]))
+            assert got == {link.id: linked, own.id: image_bytes(9, 9, "PNG", 1) + TRICKY}
+            client.close()
 
 
 # ---- ranges --------------------------------------------------------------------------------------------
@@ -355,6 +467,26 @@ def test_range_reads(data: Fixture, server: ServedStore) -> None:
     client.close()
 
 
+def test_big_image_streams(tmp_path: Path) -> None:
+    """An image of several MiB goes out in pieces, whole or by range, with its exact length."""
+    big = image_bytes(1200, 900, "PNG", 1)
+    store = LocalStore(tmp_path / "store")
+    ds = store.create_dataset(store.create_project(store.create_workspace(
+        store.create_team("t").id, "ws").id, "p").id, "ds")
+    (info,) = store.add_images_bytes(ds.id, [("big.png", big)])
+    store.close()
+    with serve_store(tmp_path / "store") as served:
+        r = api(served, "images.download", {"id": info.id})
+        assert r.status_code == 200 and r.content == big and r.headers["content-length"] == str(len(big))
+        r = api(served, "images.download", {"id": info.id}, headers={"Range": "bytes=100-2500000"})
+        assert r.status_code == 206 and r.content == big[100:2500001]
+        assert r.headers["Content-Range"] == f"bytes 100-2500000/{len(big)}"
+        client = served.client()
+        assert client.read_image(info.id, 1 << 20, 5 << 20) == big[1 << 20 :]
+        assert dict(client.download_images(ds.id, [info.id])) == {info.id: big}
+        client.close()
+
+
 # ---- writing ---------------------------------------------------------------------------------------------
 def test_conflict_in_a_later_batch_adds_nothing(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
@@ -375,6 +507,101 @@ def test_conflict_in_a_later_batch_adds_nothing(tmp_path: Path) -> None:
         assert [i.name for i in client.iter_images(ds.id)] == ["0055.png"]
         client.close()
     store.close()
+
+
+# ---- read-ahead into the disk cache (the mount's read path over HTTP) ------------------------------------
+class CountingClient(SuperviselyClient):
+    """The real client, noting the ids of each bulk download it is asked for."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.requests: list[list[int]] = []
+
+    def download_images(self, dataset_id: int, image_ids: list[int]) -> Iterator[tuple[int, bytes]]:
+        self.requests.append(list(image_ids))
+        return super().download_images(dataset_id, image_ids)
+
+
+def _idle(cached: CachedPlatform, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while cached._workers or cached._inflight:
+        assert time.monotonic() < deadline, "read-ahead did not finish"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedStore, int, dict[int, bytes]]]:
+    """A served dataset of 150 images, one of them labelled."""
+    root = tmp_path_factory.mktemp("folder") / "store"
+    store = LocalStore(root)
+    ds = store.create_dataset(store.create_project(store.create_workspace(
+        store.create_team("t").id, "ws").id, "p").id, "ds")
+    payloads = [(f"{i:03d}.png", image_bytes(12 + i % 9, 8, "PNG", i) + TRICKY * (i % 2)) for i in range(150)]
+    infos = store.add_images_bytes(ds.id, payloads)
+    store.set_annotations(ds.id, [(infos[7].id, {"description": "", "size": {"height": 8, "width": 19},
+                                                 "tags": [], "objects": []})])
+    store.close()
+    with serve_store(root) as served:
+        yield served, ds.id, {i.id: data for i, (_, data) in zip(infos, payloads, strict=True)}
+
+
+def test_read_ahead_covers_a_folder_read_in_any_order(
+    folder: tuple[ServedStore, int, dict[int, bytes]], tmp_path: Path
+) -> None:
+    """`cp -r` reads a folder in inode order, which is random here: a few misses and the whole folder
+    is fetched in bulk, each image once, and its annotations too; a single read fetches only a window."""
+    served, dataset_id, blobs = folder
+    client = CountingClient(served.url, served.token)
+    cached = CachedPlatform(client, ttl=60, blob_cache_dir=tmp_path / "cache")
+    images = cached.images(dataset_id)
+    assert cached.read_image(images[140], 0, images[140].size) == blobs[images[140].id]
+    _idle(cached)
+    assert len(list((tmp_path / "cache").iterdir())) == 1 + cached.read_ahead  # the window wraps around
+    order = list(images)
+    random.Random(5).shuffle(order)
+    for im in order:
+        assert cached.read_image(im, 0, im.size) == blobs[im.id]
+        assert cached.read_image(im, 3, 10) == blobs[im.id][3:13]
+    _idle(cached)
+    fetched = [i for ids in client.requests for i in ids]
+    assert sorted(fetched) == sorted(blobs), "each image fetched exactly once"
+    assert len(client.requests) <= 20, f"{len(client.requests)} requests for {len(blobs)} images"
+    assert max(len(ids) for ids in client.requests) == 50  # bulk requests of the SDK's batch size
+    assert cached._bundles.peek(("anns", dataset_id)) is not MISSING, "the sweep fetched the annotations"
+    client.close()
+
+
+def test_concurrent_readers_and_faults_get_the_right_bytes(
+    folder: tuple[ServedStore, int, dict[int, bytes]], tmp_path: Path
+) -> None:
+    """Readers waiting on images in flight get them as soon as their part arrives, with resets and
+    errors on the wire; a failed read-ahead leaves the rest to fetches on demand."""
+    served, dataset_id, blobs = folder
+    spec = "rate=0.25,seed=7,kinds=500+503+reset"
+    with serve_store(served.store_root, faults=spec) as faulty:
+        client = faulty.client(base_sleep=0.05, retry_budget=20)
+        cached = CachedPlatform(client, ttl=60, blob_cache_dir=tmp_path / "cache")
+        images = cached.images(dataset_id)
+        errors: list[BaseException] = []
+
+        def reader(seed: int) -> None:
+            order = list(images)
+            random.Random(seed).shuffle(order)
+            try:
+                for im in order:
+                    assert cached.read_image(im, 0, im.size) == blobs[im.id]
+            except BaseException as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[:1]
+        _idle(cached)
+        client.close()
+        assert "fault injected: reset on images.bulk.download" in faulty.log_text()
 
 
 # ---- configuration -----------------------------------------------------------------------------------

@@ -176,8 +176,9 @@ class Platform(ABC):
                 for project in self.list_projects(ws.id):
                     yield team, ws, project
 
-    def local_path(self, image: ImageInfo) -> Path | None:
-        """A file on this machine holding the image's bytes, if the platform has one (the local store)."""
+    def local_path(self, image: ImageInfo) -> str | None:
+        """A file on this machine holding the image's bytes, if the platform has one (the local store).
+        A plain string: the read path asks once per opened file."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, most platforms have nothing to release

@@ -27,7 +27,9 @@ for the mask bitmap), and alpha-mask bitmaps the annotation lacks are read back 
 real instance therefore shows what the SDK's download would write.
 
 Calls are blocking; one `requests.Session` per thread keeps connections pooled without
-sharing a session between threads.
+sharing a session between threads. A paged list asks for its next page (on a second thread)
+while the caller uses the current one, and a bulk download hands on each image as soon as its
+part has arrived.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -90,6 +93,8 @@ HASH_BATCH = 900  # images.internal.hashes.list
 UPLOAD_BATCH_BYTES = 64 << 20  # also cap a bulk upload's body, so 50 big images are not one huge request
 UPLOAD_ROUNDS = 3  # as the SDK: re-upload hashes the server did not confirm, up to 3 rounds
 CHUNK = 256 << 10
+DOWNLOAD_CHUNK = 1 << 20  # the most a read of a bulk download takes at once
+ANNOTATION_PAGE = 200  # smaller pages pipeline better: the server makes one while the client converts the last
 MIN_TIMEOUT = 0.5  # a last try at the end of the budget still gets this long
 PAGE_KEYS = ("total", "perPage", "pagesCount", "entities")
 GEOMETRY_BATCH = 100  # figures.bulk.upload.geometry pairs a request, as the SDK sends them
@@ -201,6 +206,7 @@ class SuperviselyClient(Platform):
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return f"SuperviselyClient(server={self.server!r})"
@@ -219,7 +225,18 @@ class SuperviselyClient(Platform):
                 self._sessions.append(session)
         return session
 
+    def _pool(self) -> ThreadPoolExecutor:
+        """Threads for requests sent ahead of need (the next page of a list)."""
+        with self._sessions_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slyfs-http")
+            return self._executor
+
     def close(self) -> None:
+        with self._sessions_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -383,21 +400,32 @@ class SuperviselyClient(Platform):
         seen: set[Any] = set()
         first_total: int | None = None
         page_no = 1
+        answer = self._call(method, {**body, "page": page_no})
         while True:
-            page = self._page(method, self._call(method, {**body, "page": page_no}))
+            page = self._page(method, answer)
             if first_total is None:
                 first_total = page.total
             elif page.total != first_total:
                 log.info("%s: total moved from %d to %d while paging", method, first_total, page.total)
-            for entity in page.entities:
-                k = entity.get(key)
-                if k in seen:
-                    continue
-                seen.add(k)
-                yield entity
-            if page_no >= page.pages_count or not page.entities:
+            following: Future[Any] | None = None
+            if page_no < page.pages_count and page.entities:
+                # asked for now, so the server makes the next page while the caller uses this one
+                body["per_page"] = page.per_page
+                following = self._pool().submit(self._call, method, {**body, "page": page_no + 1})
+            try:
+                for entity in page.entities:
+                    k = entity.get(key)
+                    if k in seen:
+                        continue
+                    seen.add(k)
+                    yield entity
+            except BaseException:  # the caller stopped early (GeneratorExit) or failed: the page is not wanted
+                if following is not None:
+                    following.cancel()
+                raise
+            if following is None:
                 return
-            body["per_page"] = page.per_page
+            answer = following.result()
             page_no += 1
 
     # ---- reading -----------------------------------------------------------------------------
@@ -512,7 +540,7 @@ class SuperviselyClient(Platform):
                 except MultipartError as e:
                     raise PlatformError(f"images.bulk.download: {e}") from None
                 try:
-                    for chunk in resp.iter_content(CHUNK):
+                    for chunk in _arriving(resp, DOWNLOAD_CHUNK):
                         for part in reader.feed(chunk):
                             image_id = _int_or_none(part.name)
                             if image_id not in wanted:
@@ -548,7 +576,7 @@ class SuperviselyClient(Platform):
         if image_ids is None:
             payload = {"datasetId": dataset_id, "filter": [], "forceMetadataForLinks": False}
             page: list[dict[str, Any]] = []
-            for entity in self._iter_pages("annotations.list", payload, "imageId"):
+            for entity in self._iter_pages("annotations.list", payload, "imageId", per_page=ANNOTATION_PAGE):
                 page.append(entity)
                 if len(page) >= BATCH:
                     yield from self._from_wire(page)
@@ -892,6 +920,17 @@ def _upload_batches(items: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, 
         size += len(item[1])
     if batch:
         yield batch
+
+
+def _arriving(resp: requests.Response, size: int) -> Iterator[bytes]:
+    """The body as it arrives, at most `size` bytes a piece. Unlike `iter_content`, a read does not
+    wait to fill a whole piece, so each part of a bulk download is handed on once its bytes are in."""
+    read1 = getattr(resp.raw, "read1", None)
+    if read1 is None:  # urllib3 before 2.0
+        yield from resp.iter_content(size)
+        return
+    while chunk := read1(size, decode_content=True):
+        yield chunk
 
 
 def _retry_after(resp: requests.Response) -> float:

@@ -21,13 +21,14 @@ in pixel coordinates, as Supervisely Format files hold them (see slyfs.model.coo
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS images(
     width INTEGER, height INTEGER, meta TEXT NOT NULL DEFAULT '{}',
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE(dataset_id, name));
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
+CREATE INDEX IF NOT EXISTS images_dataset ON images(dataset_id, id);
 CREATE TABLE IF NOT EXISTS annotations(
     image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     json TEXT NOT NULL, labels_count INTEGER NOT NULL DEFAULT 0,
@@ -106,8 +108,6 @@ def now_iso() -> str:
 
 
 def hex_of(hash_b64: str) -> str:
-    import base64
-
     return base64.b64decode(hash_b64).hex()
 
 
@@ -140,6 +140,7 @@ class LocalStore(Platform):
 
     def __init__(self, root: Path | str, *, create: bool = True, gc_grace: float = GC_GRACE_SECONDS) -> None:
         self.root = Path(root)
+        self._blob_root = str(self.root / "blobs")
         if not (self.root / "slyfs.db").exists() and not create:
             raise PlatformError(
                 f"no slyfs store at {self.root} (create one with `slyfs demo --store {self.root}`)"
@@ -392,10 +393,14 @@ class LocalStore(Platform):
     """
 
     @staticmethod
-    def _image(row: sqlite3.Row) -> ImageInfo:
+    def _image_fields(row: sqlite3.Row) -> dict[str, Any]:
         d = dict(row)
-        d["meta"] = json.loads(d["meta"])
-        return ImageInfo(**d)
+        d["meta"] = {} if d["meta"] == "{}" else json.loads(d["meta"])
+        return d
+
+    @classmethod
+    def _image(cls, row: sqlite3.Row) -> ImageInfo:
+        return ImageInfo(**cls._image_fields(row))
 
     def iter_images(self, dataset_id: int, page_size: int = 500) -> Iterator[ImageInfo]:
         last = 0
@@ -410,6 +415,58 @@ class LocalStore(Platform):
                 return
             last = rows[-1]["id"]
 
+    # Pages cut by the index on (dataset_id, id), for list requests: a page costs its own rows,
+    # not the whole dataset's.
+    @staticmethod
+    def _in_datasets(dataset_ids: Sequence[int], column: str = "i.dataset_id") -> tuple[str, tuple[int, ...]]:
+        ids = tuple(dict.fromkeys(dataset_ids)) or (0,)
+        return f"{column} IN ({','.join('?' * len(ids))})", ids
+
+    def count_images(self, dataset_ids: Sequence[int]) -> int:
+        where, args = self._in_datasets(dataset_ids, "dataset_id")
+        return int(self._db.execute(f"SELECT COUNT(*) FROM images WHERE {where}", args).fetchone()[0])
+
+    @staticmethod
+    def _keyset(
+        column: str, after: int | None, offset: int, limit: int, descending: bool
+    ) -> tuple[str, tuple[int, ...]]:
+        """` AND <column> beyond the cursor ORDER BY ... LIMIT/OFFSET` for a page in key order."""
+        sql, args = "", tuple[int, ...]()
+        if after is not None:
+            sql, args = f" AND {column}{'<' if descending else '>'}?", (after,)
+        sql += f" ORDER BY {column} {'DESC' if descending else 'ASC'} LIMIT ? OFFSET ?"
+        return sql, (*args, limit, offset)
+
+    def images_page(
+        self, dataset_ids: Sequence[int], *, after: int | None = None, offset: int = 0, limit: int = 500,
+        descending: bool = False,
+    ) -> list[ImageInfo]:
+        """Images of the datasets in id order: `limit` of them after id `after` (keyset) or from `offset`."""
+        return [ImageInfo(**d) for d in self.image_rows(dataset_ids, after=after, offset=offset, limit=limit,
+                                                        descending=descending)]
+
+    def image_rows(
+        self, dataset_ids: Sequence[int], *, after: int | None = None, offset: int = 0, limit: int = 500,
+        descending: bool = False,
+    ) -> list[dict[str, Any]]:
+        """`images_page` as dicts of ImageInfo's fields, for a caller that only passes them on (the
+        server's listing): building the models would cost as much as the query."""
+        where, args = self._in_datasets(dataset_ids)
+        tail, more = self._keyset("i.id", after, offset, limit, descending)
+        rows = self._db.execute(f"{self._IMAGE_SQL} WHERE {where}{tail}", (*args, *more))
+        return [self._image_fields(r) for r in rows]
+
+    def images_by_id(self, dataset_ids: Sequence[int], image_ids: Sequence[int]) -> list[ImageInfo]:
+        """The images of the datasets among `image_ids`, in id order (for `filter: id in [...]`)."""
+        where, args = self._in_datasets(dataset_ids)
+        out: list[ImageInfo] = []
+        unique = list(dict.fromkeys(image_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            sql = f"{self._IMAGE_SQL} WHERE {where} AND i.id IN ({','.join('?' * len(chunk))})"
+            out += [self._image(r) for r in self._db.execute(sql, (*args, *chunk))]
+        return sorted(out, key=lambda im: im.id)
+
     def get_image(self, image_id: int) -> ImageInfo:
         return self._image(self._one(self._IMAGE_SQL + " WHERE i.id=?", (image_id,), f"image {image_id}"))
 
@@ -417,8 +474,11 @@ class LocalStore(Platform):
         h = hex_of(hash_b64)
         return self.root / "blobs" / h[:2] / h
 
-    def local_path(self, image: ImageInfo) -> Path | None:
-        return self.blob_path(image.hash) if image.hash else None
+    def local_path(self, image: ImageInfo) -> str | None:
+        if not image.hash:
+            return None
+        h = hex_of(image.hash)
+        return f"{self._blob_root}/{h[:2]}/{h}"
 
     def read_image(self, image_id: int, offset: int = 0, size: int = -1) -> bytes:
         row = self._one("SELECT hash, link FROM images WHERE id=?", (image_id,), f"image {image_id}")
@@ -437,25 +497,38 @@ class LocalStore(Platform):
         return found
 
     def upload_blobs(self, blobs: list[bytes]) -> list[str]:
-        hashes = []
-        for data in blobs:
-            h = content_hash(data)
-            hashes.append(h)
-            path = self.blob_path(h)
-            if not path.exists():
-                path.parent.mkdir(exist_ok=True)
+        """Store blobs durably: each written to a temporary file and fsynced before it is renamed
+        into place and recorded, all in one pass and one transaction - the fsyncs of a batch then
+        share the file system's journal commits instead of waiting for one each."""
+        hashes = [content_hash(data) for data in blobs]
+        unique = dict(zip(hashes, blobs, strict=True))
+        written: list[tuple[int, Path, Path]] = []
+        try:
+            for h, data in unique.items():
+                path = self.blob_path(h)
+                if path.exists():
+                    continue
                 tmp = self.root / "tmp" / f"{path.name}.{os.getpid()}.{threading.get_ident()}"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+                written.append((fd, tmp, path))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            for fd, tmp, path in written:
+                os.fsync(fd)
+                path.parent.mkdir(exist_ok=True)
                 os.replace(tmp, path)
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO blobs(hash, size, created) VALUES (?,?,?)"
-                    " ON CONFLICT(hash) DO UPDATE SET created=excluded.created",
-                    (h, len(data), time.time()),
-                )
+        finally:
+            for fd, tmp, _ in written:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)  # left only when something failed before its rename
+        now = time.time()
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO blobs(hash, size, created) VALUES (?,?,?)"
+                " ON CONFLICT(hash) DO UPDATE SET created=excluded.created",
+                [(h, len(data), now) for h, data in unique.items()],
+            )
         return hashes
 
     def add_images(self, dataset_id: int, images: list[NewImage]) -> list[ImageInfo]:
@@ -520,32 +593,46 @@ class LocalStore(Platform):
                     self._touch_dataset(db, row["dataset_id"], row["project_id"], ts)
 
     # ---- annotations -------------------------------------------------------------------------
+    _ANNOTATION_SQL = """SELECT i.id, i.name, i.width, i.height, i.created_at AS icreated, i.updated_at AS iupdated,
+                        a.json, a.created_at, a.updated_at
+                 FROM images i LEFT JOIN annotations a ON a.image_id=i.id WHERE i.dataset_id=?"""
+
+    @staticmethod
+    def _annotation(dataset_id: int, r: sqlite3.Row) -> AnnotationInfo:
+        ann = json.loads(r["json"]) if r["json"] else empty_annotation(r["height"], r["width"])
+        return AnnotationInfo(
+            image_id=r["id"],
+            image_name=r["name"],
+            dataset_id=dataset_id,
+            annotation=ann,
+            created_at=r["created_at"] or r["icreated"],
+            updated_at=r["updated_at"] or r["iupdated"],
+        )
+
     def iter_annotations(
         self, dataset_id: int, image_ids: list[int] | None = None
     ) -> Iterator[AnnotationInfo]:
-        sql = """SELECT i.id, i.name, i.width, i.height, i.created_at AS icreated, i.updated_at AS iupdated,
-                        a.json, a.created_at, a.updated_at
-                 FROM images i LEFT JOIN annotations a ON a.image_id=i.id WHERE i.dataset_id=?"""
         if image_ids is None:
             chunks: list[list[int] | None] = [None]
         else:
             chunks = [image_ids[s : s + 500] for s in range(0, len(image_ids), 500)]
         for chunk in chunks:
             args: tuple[Any, ...] = (dataset_id,)
-            q = sql
+            q = self._ANNOTATION_SQL
             if chunk is not None:
                 q += f" AND i.id IN ({','.join('?' * len(chunk))})"
                 args += tuple(chunk)
             for r in self._db.execute(q + " ORDER BY i.id", args).fetchall():
-                ann = json.loads(r["json"]) if r["json"] else empty_annotation(r["height"], r["width"])
-                yield AnnotationInfo(
-                    image_id=r["id"],
-                    image_name=r["name"],
-                    dataset_id=dataset_id,
-                    annotation=ann,
-                    created_at=r["created_at"] or r["icreated"],
-                    updated_at=r["updated_at"] or r["iupdated"],
-                )
+                yield self._annotation(dataset_id, r)
+
+    def annotations_page(
+        self, dataset_id: int, *, after: int | None = None, offset: int = 0, limit: int = 500,
+        descending: bool = False,
+    ) -> list[AnnotationInfo]:
+        """Every image's annotation (empty when it has none) in image id order, one page of them."""
+        tail, more = self._keyset("i.id", after, offset, limit, descending)
+        rows = self._db.execute(self._ANNOTATION_SQL + tail, (dataset_id, *more)).fetchall()
+        return [self._annotation(dataset_id, r) for r in rows]
 
     def set_annotations(self, dataset_id: int, annotations: list[tuple[int, dict[str, Any]]]) -> None:
         """Replace the annotations; every label gets a fresh figure id (ids it carried are replaced)."""

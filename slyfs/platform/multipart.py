@@ -93,6 +93,7 @@ class MultipartReader:
         self._delimiter = CRLF + self._dash_boundary  # what ends a body
         self._max_header = max_header_bytes
         self._buf = bytearray()
+        self._pos = 0  # where the unconsumed bytes of _buf start
         self._state = _PREAMBLE
         self._preamble_seen = False  # bytes before the first delimiter were dropped
         self._headers: dict[str, str] = {}
@@ -110,75 +111,84 @@ class MultipartReader:
         parts: list[Part] = []
         while self._step(parts):
             pass
+        del self._buf[: self._pos]  # once a feed, not once a part: a part cut off the front moves the rest
+        self._pos = 0
         return parts
 
     def close(self) -> None:
         if self._state != _END:
             raise MultipartError("multipart body ended before its closing delimiter")
 
-    # Each step consumes what it can from the buffer; it returns False when it needs more data.
+    # Each step consumes what it can from the buffer (from `_pos` on); it returns False when it
+    # needs more data.
     def _step(self, parts: list[Part]) -> bool:
-        buf = self._buf
+        buf, pos = self._buf, self._pos
         if self._state == _PREAMBLE:
-            start = 0
+            start = pos
             while True:
                 i = buf.find(self._dash_boundary, start)
                 if i < 0:
                     keep = len(self._delimiter) + 1  # a delimiter may straddle two chunks
-                    if len(buf) > keep:
-                        del buf[: len(buf) - keep]
+                    if len(buf) - pos > keep:
+                        self._pos = len(buf) - keep
                         self._preamble_seen = True
                     return False
-                if (i == 0 and not self._preamble_seen) or (i >= 2 and buf[i - 2 : i] == CRLF):
-                    del buf[: i + len(self._dash_boundary)]
+                if (i == pos and not self._preamble_seen) or (i >= pos + 2 and buf[i - 2 : i] == CRLF):
+                    self._pos = i + len(self._dash_boundary)
                     self._state = _AFTER_DELIMITER
                     return True
                 start = i + 1
         if self._state == _AFTER_DELIMITER:
-            if len(buf) < 2:
+            if len(buf) - pos < 2:
                 return False
-            if buf[:2] == b"--":
+            if buf[pos : pos + 2] == b"--":
                 self._state = _END
-                buf.clear()
+                self._pos = len(buf)
                 return False
-            j = 0
+            j = pos
             while j < len(buf) and buf[j] in b" \t":  # transport padding
                 j += 1
             if len(buf) - j < 2:
-                if j > 256:
+                if j - pos > 256:
                     raise MultipartError("runaway padding after a delimiter")
                 return False
             if buf[j : j + 2] != CRLF:
                 raise MultipartError("no CRLF after a delimiter")
-            del buf[: j + 2]
+            self._pos = j + 2
             self._state = _HEADERS
             return True
         if self._state == _HEADERS:
-            if buf[:2] == CRLF:  # a part without headers
-                del buf[:2]
+            if buf[pos : pos + 2] == CRLF:  # a part without headers
+                self._pos = pos + 2
                 self._headers = {}
                 self._state = _BODY
                 return True
-            i = buf.find(CRLF + CRLF)
+            i = buf.find(CRLF + CRLF, pos)
             if i < 0:
-                if len(buf) > self._max_header:
+                if len(buf) - pos > self._max_header:
                     raise MultipartError("part headers too long")
                 return False
-            self._headers = _parse_headers(bytes(buf[:i]))
-            del buf[: i + 4]
+            self._headers = _parse_headers(bytes(buf[pos:i]))
+            self._pos = i + 4
             self._state = _BODY
             return True
         if self._state == _BODY:
-            i = buf.find(self._delimiter)
+            i = buf.find(self._delimiter, pos)
             if i < 0:
                 movable = len(buf) - (len(self._delimiter) - 1)
-                if movable > 0:
-                    self._body += buf[:movable]
-                    del buf[:movable]
+                if movable > pos:
+                    with memoryview(buf) as view:  # a slice of a view copies nothing
+                        self._body += view[pos:movable]
+                    self._pos = movable
                 return False
-            self._body += buf[:i]
-            del buf[: i + len(self._delimiter)]
-            parts.append(Part(self._headers, bytes(self._body)))
+            with memoryview(buf) as view:
+                if self._body:
+                    self._body += view[pos:i]
+                    body = bytes(self._body)
+                else:  # the whole part in the buffer: one copy
+                    body = bytes(view[pos:i])
+            self._pos = i + len(self._delimiter)
+            parts.append(Part(self._headers, body))
             self._headers, self._body = {}, bytearray()
             self._state = _AFTER_DELIMITER
             return True

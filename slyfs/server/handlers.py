@@ -24,11 +24,14 @@ exercised against this server.)
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pydantic.alias_generators import to_camel
 from starlette.responses import Response, StreamingResponse
 
 from slyfs.model.coords import label_to_pixel, label_to_subpixel, to_pixel, to_subpixel
@@ -37,10 +40,10 @@ from slyfs.platform.base import NameConflict, NotFound
 from slyfs.platform.local import LocalStore
 from slyfs.platform.multipart import closing, new_boundary, part_head
 from slyfs.server.errors import ApiError, error_response
-from slyfs.server.listing import filters_mention, page_of
+from slyfs.server.listing import filters_mention, id_prefilter, page_by_key, page_of
 
 SERVER_VERSION = "6.17.8"  # the newest entry of the SDK's versions.json: no "old server" warning
-CHUNK = 256 << 10
+PIECE = 1 << 20  # bytes of a streamed bulk download per write
 MAX_BULK = 500  # ids a bulk call may name (the SDK sends 50)
 MAX_FIGURES = 50_000  # labels one figures.bulk.add may create (the SDK sends those of 50 images)
 ALPHA_MASK = "alpha_mask"
@@ -164,6 +167,17 @@ def dataset_api(store: LocalStore, ds: Dataset, projects: dict[int, Project] | N
 def image_api(image: ImageInfo) -> dict[str, Any]:
     d = image.to_api()
     d.setdefault("tags", [])  # tags travel inside the annotation; the list is empty here
+    return d
+
+
+_CAMEL: dict[str, str] = {}
+
+
+def image_api_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """`image_api` of an image given as ImageInfo's fields (LocalStore.image_rows): the same dict,
+    camelCase as the model's aliases, without building the model (half the cost of a list page)."""
+    d = {_CAMEL.get(k) or _CAMEL.setdefault(k, to_camel(k)): v for k, v in fields.items()}
+    d.setdefault("tags", [])
     return d
 
 
@@ -327,8 +341,18 @@ def images_list(store: LocalStore, call: Call) -> Any:
         if project_id is None:
             raise ApiError(400, "`datasetId` or `projectId` is required")
         dataset_ids = [d.id for d in store.list_datasets(project_id)]
-    rows = [image_api(i) for ds in dataset_ids for i in store.iter_images(ds)]
-    return page_of(rows, p)
+
+    def fetch(after: int | None, offset: int, limit: int, descending: bool) -> list[dict[str, Any]]:
+        page = store.image_rows(dataset_ids, after=after, offset=offset, limit=limit, descending=descending)
+        return [image_api_fields(i) for i in page]
+
+    answer = page_by_key(p, "id", lambda: store.count_images(dataset_ids), fetch)
+    if answer is not None:
+        return answer
+    ids = id_prefilter(p.get("filter"))
+    images = store.images_by_id(dataset_ids, ids) if ids is not None else (
+        i for ds in dataset_ids for i in store.iter_images(ds))
+    return page_of([image_api(i) for i in images], p)
 
 
 @api("images.info")
@@ -431,36 +455,83 @@ def images_download(store: LocalStore, call: Call) -> Any:
         answer.headers["Content-Range"] = f"bytes */{image.size}"
         return answer
     if span is None:
-        data = store.read_image(image.id)
         if image.hash:
             headers["x-content-checksum-sha256"] = image.hash
-        return Response(data, status_code=200, media_type=media, headers=headers)
+        return _bytes_response(store, image, 0, None, 200, media, headers)
     first, last = span
-    data = store.read_image(image.id, first, last - first + 1)
-    headers["Content-Range"] = f"bytes {first}-{first + len(data) - 1}/{image.size}"
-    return Response(data, status_code=206, media_type=media, headers=headers)
+    headers["Content-Range"] = f"bytes {first}-{last}/{image.size}"
+    return _bytes_response(store, image, first, last - first + 1, 206, media, headers)
+
+
+def _bytes_response(store: LocalStore, image: ImageInfo, first: int, count: int | None, status: int, media: str,
+                    headers: dict[str, str]) -> Response:
+    """`count` bytes of the image from `first` (None: to the end): small ones in one piece, big ones
+    streamed from the blob file, so a large image is never held in memory whole."""
+    if not image.hash:  # a link: the store fetches the range
+        data = store.read_image(image.id, first, -1 if count is None else count)
+        if status == 206:
+            headers["Content-Range"] = f"bytes {first}-{first + len(data) - 1}/{image.size}"
+        return Response(data, status_code=status, media_type=media, headers=headers)
+    path = store.blob_path(image.hash)
+    left = os.stat(path).st_size - first if count is None else count
+    if left <= PIECE:
+        with open(path, "rb") as f:
+            f.seek(first)
+            return Response(f.read(left), status_code=status, media_type=media, headers=headers)
+
+    def body() -> Iterator[bytes]:
+        remaining = left
+        with open(path, "rb") as f:
+            f.seek(first)
+            while remaining > 0 and (chunk := f.read(min(PIECE, remaining))):
+                remaining -= len(chunk)
+                yield chunk
+
+    headers["Content-Length"] = str(left)
+    return StreamingResponse(body(), status_code=status, media_type=media, headers=headers)
 
 
 def _multipart(store: LocalStore, parts: list[tuple[str, ImageInfo]]) -> StreamingResponse:
-    """One part per image, streamed from the blob files: a batch is never held in memory."""
+    """One part per image, streamed from the blob files: a batch is never held in memory.
+
+    The body goes out in pieces of about PIECE bytes (several small images to a piece), since each
+    piece costs a hop to the threadpool and an HTTP write; and with a Content-Length, which the
+    sizes of the blob files give, the client reads plain bytes instead of chunked encoding."""
     boundary = new_boundary()
+    heads: list[bytes] = []
+    paths: list[Path | None] = []
+    length: int | None = len(closing(boundary))
+    for name, image in parts:
+        headers = {"Content-Type": image.mime or "application/octet-stream"}
+        path = store.blob_path(image.hash) if image.hash else None
+        if image.hash:
+            headers["x-content-checksum-sha256"] = image.hash
+        heads.append(part_head(boundary, name, headers))
+        paths.append(path)
+        if length is not None:  # an image by link has no size known beforehand: chunked then
+            length = length + len(heads[-1]) + os.stat(path).st_size + 2 if path is not None else None
 
     def body() -> Iterator[bytes]:
-        for name, image in parts:
-            headers = {"Content-Type": image.mime or "application/octet-stream"}
-            if image.hash:
-                headers["x-content-checksum-sha256"] = image.hash
-            yield part_head(boundary, name, headers)
-            if image.hash:
-                with open(store.blob_path(image.hash), "rb") as f:
-                    while chunk := f.read(CHUNK):
-                        yield chunk
+        piece: list[bytes] = []
+        size = 0
+        for head, path, (_, image) in zip(heads, paths, parts, strict=True):
+            piece.append(head)
+            if path is None:
+                piece.append(store.read_image(image.id))
             else:
-                yield store.read_image(image.id)
-            yield b"\r\n"
-        yield closing(boundary)
+                with open(path, "rb") as f:
+                    while chunk := f.read(PIECE):
+                        piece.append(chunk)
+                        size += len(chunk)
+                        if size >= PIECE:
+                            yield b"".join(piece)
+                            piece, size = [], 0
+            piece.append(b"\r\n")
+        piece.append(closing(boundary))
+        yield b"".join(piece)
 
-    return StreamingResponse(body(), media_type=f"multipart/form-data; boundary={boundary}")
+    headers = {"Content-Length": str(length)} if length is not None else None
+    return StreamingResponse(body(), headers=headers, media_type=f"multipart/form-data; boundary={boundary}")
 
 
 @api("images.bulk.download")
@@ -500,7 +571,8 @@ def images_bulk_remove(store: LocalStore, call: Call) -> Any:
 # ---- annotations ---------------------------------------------------------------------------------
 def annotation_api(info: AnnotationInfo) -> dict[str, Any]:
     """AnnotationInfo as the platform sends it: sub-pixel coordinates, alpha masks without their bitmap."""
-    d = info.to_api()
+    # the annotation is converted below: dumping it through pydantic first would walk it twice
+    d = info.model_dump(by_alias=True, mode="json", exclude={"annotation"})
     ann = to_subpixel(info.annotation)
     if isinstance(ann.get("objects"), list):
         ann["objects"] = [
@@ -517,6 +589,14 @@ def annotations_list(store: LocalStore, call: Call) -> Any:
     p = obj(call)
     dataset_id = req_int(p, "datasetId")
     store.get_dataset(dataset_id)
+
+    def fetch(after: int | None, offset: int, limit: int, descending: bool) -> list[dict[str, Any]]:
+        page = store.annotations_page(dataset_id, after=after, offset=offset, limit=limit, descending=descending)
+        return [annotation_api(a) for a in page]
+
+    answer = page_by_key(p, "imageId", lambda: store.count_images([dataset_id]), fetch)
+    if answer is not None:
+        return answer
     rows = [annotation_api(a) for a in store.iter_annotations(dataset_id)]
     return page_of(rows, p, key="imageId")
 

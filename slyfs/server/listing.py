@@ -4,6 +4,11 @@ The official SDK pages with `page`/`per_page` (page 1 without `per_page`, then p
 2..pagesCount with the returned `perPage`) and fails when the collected count differs from
 `total`, so the order must be stable (sorted, ties broken by the key) and the counts
 consistent. The generator variant pages by cursor (`pagination_mode: "token"` + `after`).
+
+Small lists are filtered and sorted in memory (`page_of`). Images and annotations, which run to
+many thousands a dataset, are cut by the store's index when the request sorts by id without a
+filter (`page_by_key`), the way the SDK and slyfs's client ask, and loaded only for the ids an
+`id in` filter names (`id_prefilter`): a page then costs its own rows, not the whole dataset's.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slyfs.server.errors import ApiError
 
 DEFAULT_PER_PAGE = 500
 MAX_PER_PAGE = 10_000
+MAX_KEY = (1 << 63) - 1  # SQLite's largest integer: cursors and offsets beyond it match nothing
 FIELD_ALIASES = {"title": "name"}  # `title` is the server-side alias of `name`
 
 
@@ -137,20 +144,104 @@ def _int_param(params: dict[str, Any], name: str, default: int) -> int:
         raise ApiError(400, f"`{name}` must be an integer") from None
 
 
-def page_of(rows: list[dict[str, Any]], params: dict[str, Any], key: str = "id") -> dict[str, Any]:
-    """Filter, sort and cut one page: `{total, perPage, pagesCount, entities}` (+ `after`)."""
-    rows = apply_filters(rows, params.get("filter"))
+@dataclass(frozen=True)
+class PageSpec:
+    """What a list request asks for, besides its filter."""
+
+    sort_field: str
+    descending: bool
+    per_page: int
+    page: int
+    token: bool  # pagination_mode "token": cut after the `after` cursor instead of by page number
+    after: Any
+
+    def head(self, total: int) -> dict[str, Any]:
+        return {"total": total, "perPage": self.per_page, "pagesCount": math.ceil(total / self.per_page)}
+
+
+def page_spec(params: dict[str, Any], key: str = "id") -> PageSpec:
     sort_field = field_name(params.get("sort") or "id")
     if sort_field == "id":
         sort_field = key
     order = str(params.get("sort_order") or "asc").lower()
     if order not in ("asc", "desc"):
         raise ApiError(400, "`sort_order` must be asc or desc")
-    rows = sorted(rows, key=_sort_key(sort_field, key), reverse=order == "desc")
     per_page = min(max(_int_param(params, "per_page", DEFAULT_PER_PAGE), 1), MAX_PER_PAGE)
+    return PageSpec(sort_field, order == "desc", per_page, max(_int_param(params, "page", 1), 1),
+                    params.get("pagination_mode") == "token", params.get("after"))
+
+
+# fetch(after, offset, limit, descending) -> rows in key order: `limit` rows past the key `after`
+# (token mode) or from `offset` (page mode).
+KeyedFetch = Callable[[int | None, int, int, bool], list[dict[str, Any]]]
+
+
+def page_by_key(
+    params: dict[str, Any], key: str, count: Callable[[], int], fetch: KeyedFetch
+) -> dict[str, Any] | None:
+    """One page read straight from an index in `key` order, as `page_of` would cut it; None when the
+    request filters or sorts by another field, so the caller must load the rows and use `page_of`.
+
+    Token mode is keyset paging: the page holds the rows past the cursor's key, so a cursor whose
+    row was deleted meanwhile still continues where it was."""
+    if params.get("filter") not in (None, "", []):
+        return None
+    spec = page_spec(params, key)
+    if spec.sort_field != key:
+        return None
+    total = count()
+    answer = spec.head(total)
+    if spec.token:
+        after: int | None = None
+        if spec.after not in (None, ""):
+            try:
+                after = int(spec.after)
+            except (TypeError, ValueError, OverflowError):
+                after = None
+            if after is None or abs(after) > MAX_KEY:
+                raise ApiError(400, f"unknown `after` cursor {spec.after!r}")
+        # one row more than a page tells whether another page follows
+        rows = fetch(after, 0, spec.per_page + 1, spec.descending)
+        answer["entities"] = rows[: spec.per_page]
+        answer["after"] = str(rows[spec.per_page - 1].get(key)) if len(rows) > spec.per_page else None
+        return answer
+    offset = (spec.page - 1) * spec.per_page
+    answer["entities"] = fetch(None, offset, spec.per_page, spec.descending) if offset <= MAX_KEY else []
+    return answer
+
+
+def id_prefilter(filters: Any) -> list[int] | None:
+    """The ids an `id =`/`id in` condition of `filters` allows (a superset: `page_of` still applies
+    every condition), so only those rows need loading; None when no such condition narrows the list."""
+    items = [filters] if isinstance(filters, dict) else filters if isinstance(filters, list) else []
+    for f in items:
+        if not isinstance(f, dict) or field_name(f.get("field")) != "id":
+            continue
+        op, value = str(f.get("operator", "=")), f.get("value")
+        values = value if op == "in" and isinstance(value, list) else [value] if op in ("=", "eq") else None
+        if values is None:
+            continue
+        ids = []
+        for v in values:
+            try:
+                i = int(v)
+            except (TypeError, ValueError, OverflowError):  # "7" and 7.0 may match id 7; "x" matches nothing
+                continue
+            if abs(i) <= MAX_KEY:  # past SQLite's integers no row matches
+                ids.append(i)
+        return ids
+    return None
+
+
+def page_of(rows: list[dict[str, Any]], params: dict[str, Any], key: str = "id") -> dict[str, Any]:
+    """Filter, sort and cut one page: `{total, perPage, pagesCount, entities}` (+ `after`)."""
+    rows = apply_filters(rows, params.get("filter"))
+    spec = page_spec(params, key)
+    rows = sorted(rows, key=_sort_key(spec.sort_field, key), reverse=spec.descending)
+    per_page = spec.per_page
     total = len(rows)
-    answer: dict[str, Any] = {"total": total, "perPage": per_page, "pagesCount": math.ceil(total / per_page)}
-    if params.get("pagination_mode") == "token":
+    answer = spec.head(total)
+    if spec.token:
         after = params.get("after")
         start = 0
         if after not in (None, ""):
@@ -162,6 +253,5 @@ def page_of(rows: list[dict[str, Any]], params: dict[str, Any], key: str = "id")
         answer["entities"] = chunk
         answer["after"] = str(chunk[-1].get(key)) if chunk and start + per_page < total else None
         return answer
-    page = max(_int_param(params, "page", 1), 1)
-    answer["entities"] = rows[(page - 1) * per_page : page * per_page]
+    answer["entities"] = rows[(spec.page - 1) * per_page : spec.page * per_page]
     return answer
