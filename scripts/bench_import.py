@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Import benchmarks: conversion speed and memory (detect + convert + validation pass, before upload).
+"""Import benchmarks: end to end through a mount vs the official SDK, conversion speed, and memory.
 
+    .venv/bin/python scripts/bench_import.py e2e              # cp -r of a 1,000-image COCO into a mount over
+                                                              # slyfs serve vs the SDK's COCO import / upload
     .venv/bin/python scripts/bench_import.py small            # 1,000 640x480 JPEGs, ~10 objects each
     .venv/bin/python scripts/bench_import.py train2017        # synthetic 118k images / 860k annotations JSON
+    .venv/bin/python scripts/bench_import.py train2017 --upload   # ... and its whole import: time, peak RSS
     .venv/bin/python scripts/bench_import.py train2017 --images 11800 --annotations 86000   # a tenth
     .venv/bin/python scripts/bench_import.py formats          # VOC, YOLO x3, masks, links, DICOM, archive
 
@@ -10,10 +13,8 @@ Each measurement runs in a fresh subprocess so its peak RSS (ru_maxrss) is its o
 run converts with `check_images=False` (the images are not generated: 118k files would measure the disk,
 not the converter); everything else - streaming the JSON, indexing, converting every annotation to
 Supervisely objects and validating each against the meta through slyfs.model - is done in full.
-`--json-load` also measures plain `json.load` of the same file, for comparison.
-
-`bench_mount_import` is the hook for the end-to-end measurement (cp -r into a mount's drop zone until
-IMPORT_STATUS.txt says done); `bench_sdk_upload` is where the official SDK's upload of the same data goes.
+`--json-load` also measures plain `json.load` of the same file, for comparison; `--upload` generates
+tiny images for it and imports the whole thing into a local store (validation, spool, upload).
 """
 
 from __future__ import annotations
@@ -364,6 +365,44 @@ def measure_conversion(folder: Path, check_images: bool = True) -> dict[str, Any
     }
 
 
+def make_tiny_images(folder: Path, n_images: int) -> None:
+    """`<folder>/<12-digit id>.jpg` for ids 1..n (the synthetic JSON's file names): distinct 8x8
+    JPEGs of a few hundred bytes, for an import at train2017 scale that measures memory, not disk."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.zeros((8, 8), np.uint8)
+    for i in range(1, n_images + 1):
+        path = folder / f"{i:012d}.jpg"
+        if not path.exists():
+            pixels.flat[:4] = np.frombuffer(i.to_bytes(4, "little"), np.uint8)
+            Image.fromarray(pixels).save(path, "JPEG", quality=95)
+
+
+def measure_import(folder: Path, store_root: Path) -> dict[str, Any]:
+    """The whole import of a COCO folder into a fresh local store: validation pass (spooling what it
+    accepts), then the upload of every image and annotation; image files trusted (not decoded)."""
+    from slyfs.importers import coco
+    from slyfs.importers.upload import upload_project
+    from slyfs.platform.local import LocalStore
+
+    shutil.rmtree(store_root, ignore_errors=True)
+    store = LocalStore(store_root)
+    ws = store.create_workspace(store.create_team("bench").id, "ws")
+    t0 = time.perf_counter()
+    project = coco.convert(folder, check_images=False)
+    validated: list[float] = []
+    project_id = upload_project(store, project, ws.id, "train2017",
+                                validating=lambda d, t: validated.append(time.perf_counter()) if d == t else None)
+    seconds = time.perf_counter() - t0
+    images = sum(1 for d in store.list_datasets(project_id) for _ in store.iter_images(d.id))
+    store.close()
+    return {"images": images, "validate_s": round(validated[-1] - t0, 1) if validated else None,
+            "total_s": round(seconds, 1), "images_per_s": round(images / seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 def measure_json_load(path: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     with open(path, "rb") as f:
@@ -379,34 +418,6 @@ def in_subprocess(*args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_mount_import(src: Path, drop_project_dir: Path, timeout: float = 3600.0) -> dict[str, Any]:
-    """End to end through a mount: `cp -r src drop_project_dir`, then wait for IMPORT_STATUS.txt to say done.
-
-    `drop_project_dir` is `<mount>/import/<team>/<workspace>/<project>` (must not exist yet). Returns the
-    copy time and the time until the import finished. Extend with the SDK comparison (bench_sdk_upload).
-    """
-    t0 = time.perf_counter()
-    subprocess.run(["cp", "-r", str(src), str(drop_project_dir)], check=True)
-    copied = time.perf_counter() - t0
-    status = drop_project_dir / "IMPORT_STATUS.txt"
-    state = ""
-    while time.perf_counter() - t0 < timeout:
-        try:
-            text = status.read_text()
-        except FileNotFoundError:
-            if not drop_project_dir.exists():
-                state = "done"  # a successful import clears its staging
-                break
-            text = ""
-        for line in text.splitlines():
-            if line.startswith("state:"):
-                state = line.split(":", 1)[1].strip()
-        if state in ("done", "failed"):
-            break
-        time.sleep(0.5)
-    return {"copy_s": round(copied, 2), "import_s": round(time.perf_counter() - t0, 2), "state": state or "timeout"}
-
-
 def bench_sdk_upload(src: Path, server_address: str, token: str, workspace: str, name: str) -> dict[str, Any]:
     """The official SDK's `sly.upload_project` of a Supervisely-format folder (run in .venv-sdk)."""
     env = dict(os.environ, SUPERVISELY_SKIP_HTTPS_USER_HELPER_CHECK="1")
@@ -416,10 +427,21 @@ def bench_sdk_upload(src: Path, server_address: str, token: str, workspace: str,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench_sdk_import_coco(src: Path, server_address: str, token: str, workspace: str, name: str) -> dict[str, Any]:
+    """The official SDK's own import of the COCO folder (ImportManager: copy, detect, convert, upload;
+    run in .venv-sdk): the same work as `cp -r` into the drop zone."""
+    env = dict(os.environ, SUPERVISELY_SKIP_HTTPS_USER_HELPER_CHECK="1")
+    script = ROOT / "tests/helpers/sdk_scripts/import_coco.py"
+    out = subprocess.run([str(ROOT / ".venv-sdk" / "bin" / "python"), str(script), server_address, token, workspace,
+                          str(src), name], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def bench_end_to_end(work: Path, n_images: int) -> dict[str, Any]:
     """Side by side against one `slyfs serve`: `cp -r` of a COCO folder into a mount's drop zone until
-    `slyfs status --wait` returns, vs the official SDK's `upload_project` of the same data already in
-    Supervisely Format (the SDK gets the conversion for free: the comparison favours it)."""
+    `slyfs status --wait` returns, vs the official SDK's COCO import of the same folder (the same work),
+    and vs its `upload_project` of the same data already in Supervisely Format (which gets the
+    conversion for free: that comparison favours the SDK)."""
     from slyfs.platform.local import LocalStore
     from tests.helpers.serve import serve_store
 
@@ -443,6 +465,7 @@ def bench_end_to_end(work: Path, n_images: int) -> dict[str, Any]:
         try:
             t0 = time.perf_counter()
             subprocess.run(["cp", "-r", str(coco), str(mp / "import" / "bench" / "ws" / "via_slyfs")], check=True)
+            copied = time.perf_counter() - t0
             subprocess.run([*slyfs, "status", str(mp), "--wait"], check=True, stdout=subprocess.DEVNULL)
             ours = time.perf_counter() - t0
             # the same project in Supervisely Format, for the SDK
@@ -455,8 +478,11 @@ def bench_end_to_end(work: Path, n_images: int) -> dict[str, Any]:
         finally:
             subprocess.run([*slyfs, "unmount", str(mp)], check=False)
         sdk = bench_sdk_upload(sly_copy, server.url, server.token, "ws", "via_sdk")
-    return {"images": n_images, "slyfs_cp_until_done_s": round(ours, 2),
-            "sdk_upload_project_s": round(sdk["seconds"], 2), "speedup": round(sdk["seconds"] / ours, 2)}
+        sdk_coco = bench_sdk_import_coco(coco, server.url, server.token, "ws", "via_sdk_coco")
+    coco_s, upload_s = sdk_coco["seconds"], sdk["seconds"]
+    return {"images": n_images, "slyfs_cp_until_done_s": round(ours, 2), "of_which_cp_s": round(copied, 2),
+            "sdk_import_coco_s": round(coco_s, 2), "speedup_vs_sdk_coco": round(coco_s / ours, 2),
+            "sdk_upload_project_s": round(upload_s, 2), "speedup_vs_upload_project": round(upload_s / ours, 2)}
 
 
 # ---- command line -------------------------------------------------------------------------------------
@@ -473,6 +499,8 @@ def main() -> None:
     big.add_argument("--annotations", type=int, default=860_000)
     big.add_argument("--keep", type=Path, help="build the data here and keep it (reused if present)")
     big.add_argument("--json-load", action="store_true", help="also measure plain json.load")
+    big.add_argument("--upload", action="store_true",
+                     help="also import it whole (tiny images generated) into a local store: time and peak RSS")
     fm = sub.add_parser("formats", help="VOC, YOLO (detect/segment/pose), masks, links, DICOM, archive: images/s")
     fm.add_argument("--images", type=int, default=1000)
     fm.add_argument("--keep", type=Path, help="build the data here and keep it (reused if present)")
@@ -480,7 +508,7 @@ def main() -> None:
     e2e.add_argument("--images", type=int, default=1000)
     e2e.add_argument("--keep", type=Path, help="build the data here and keep it")
     m = sub.add_parser("measure", help="(internal) one measurement in this process")
-    m.add_argument("what", choices=["convert", "json-load"])
+    m.add_argument("what", choices=["convert", "json-load", "import"])
     m.add_argument("path", type=Path)
     m.add_argument("--no-check-images", action="store_true")
     args = ap.parse_args()
@@ -488,6 +516,8 @@ def main() -> None:
     if args.cmd == "measure":
         if args.what == "convert":
             print(json.dumps(measure_conversion(args.path, check_images=not args.no_check_images)))
+        elif args.what == "import":
+            print(json.dumps(measure_import(args.path, args.path / "store")))
         else:
             print(json.dumps(measure_json_load(args.path)))
         return
@@ -517,6 +547,11 @@ def main() -> None:
             print(json.dumps({"bench": "train2017", **result}))
             if args.json_load:
                 print(json.dumps({"bench": "json.load", **in_subprocess("json-load", str(path))}))
+            if args.upload:
+                t0 = time.perf_counter()
+                make_tiny_images(work, args.images)
+                print(f"images: {args.images} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+                print(json.dumps({"bench": "train2017 import", **in_subprocess("import", str(work))}))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

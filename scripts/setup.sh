@@ -37,13 +37,14 @@ fi
 ln -sf "$(pwd)/.venv/bin/slyfs" /usr/local/bin/slyfs
 
 if [ "${SLYFS_NO_SDK:-0}" != "1" ]; then
-  sdk_stamp=.venv-sdk/.installed
+  sdk_stamp=.venv-sdk/.installed-2
   if [ ! -f "$sdk_stamp" ]; then
     echo "== installing the official Supervisely SDK into .venv-sdk (interop tests)"
-    python3 -m venv .venv-sdk
+    [ -x .venv-sdk/bin/python ] || python3 -m venv .venv-sdk
     .venv-sdk/bin/pip install -q --upgrade pip >/dev/null
-    .venv-sdk/bin/pip install -q 'supervisely>=6.74,<7' 2>&1 | grep -v "^WARNING: Location" || true
-    .venv-sdk/bin/python -c 'import supervisely' && touch "$sdk_stamp"
+    # pycocotools: the SDK's own COCO importer needs it (the import benchmark's baseline)
+    .venv-sdk/bin/pip install -q 'supervisely>=6.74,<7' 'pycocotools>=2.0.7,<3' 2>&1 | grep -v "^WARNING: Location" || true
+    .venv-sdk/bin/python -c 'import supervisely, pycocotools' && touch "$sdk_stamp"
   fi
 fi
 echo "== setup done"

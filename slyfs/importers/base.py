@@ -2,9 +2,9 @@
 
 An importer is a pure function of a folder: `detect(folder)` says whether the folder holds its
 format, `convert(folder)` describes the project it holds. Images are yielded lazily, dataset by
-dataset, so a 118k-image COCO never sits in memory as one list; the job runner iterates twice:
-once to validate everything (so a bad file fails the import before anything is uploaded, and
-no half project appears), once to upload.
+dataset, so a 118k-image COCO never sits in memory as one list; the upload iterates them once to
+validate everything (so a bad file fails the import before anything is uploaded, and no half
+project appears), spooling what it accepted to disk, and uploads from that spool.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ class ImportFailed(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems[:5]) + (" ..." if len(problems) > 5 else ""))
+
+
+class Superseded(Exception):
+    """The folder changed while its import was validating it: nothing was created; import it again
+    once it has settled."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ Records survive a crash or an unmount: the next mount finds the folders again an
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 import threading
@@ -18,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slyfs.importers.base import ImportFailed, Problem
+from slyfs.importers.base import ImportFailed, Problem, Superseded
 from slyfs.platform.base import Platform, PlatformError
+
+log = logging.getLogger("slyfs.import")
 
 STATUS_FILE = "IMPORT_STATUS.txt"
 HISTORY_FILE = "HISTORY.txt"
@@ -191,8 +194,14 @@ def run_job(
     *,
     on_conflict: str = "error",
     report: Callable[[Job], None] | None = None,
+    before_done: Callable[[], None] | None = None,
+    settled: Callable[[], bool] | None = None,
 ) -> Job:
-    """Detect, convert, validate and upload one staged folder; record and return the outcome."""
+    """Detect, convert, validate and upload one staged folder; record and return the outcome.
+
+    `before_done` runs after a successful upload and before the job is recorded as done (the drop
+    zone clears the staged folder there, so whoever waits for "done" finds it gone). `settled` is
+    upload_project's gate: the job goes back to pending if it says the folder changed."""
     def publish(**fields: Any) -> Job:
         jobs.update(job.id, **fields)
         current = jobs.get(job.id)
@@ -217,22 +226,32 @@ def run_job(
         from slyfs.importers.detect import convert_folder
         from slyfs.importers.upload import upload_project
 
+        started = time.monotonic()
         unpack_archives_in(folder)  # archives inside a project folder import as their contents
         project = convert_folder(folder)
+        log.info("%s: %s, indexed in %.1f s", job.target, project.format, time.monotonic() - started)
         publish(format=project.format)
         project_id = upload_project(
             platform, project, job.workspace_id, folder.name, on_conflict=on_conflict,
-            progress=reporter("uploading"), validating=reporter("validating"),
+            progress=reporter("uploading"), validating=reporter("validating"), settled=settled,
         )
-    except ImportFailed as e:
-        return publish(state=FAILED, problems=[{"path": p.path, "problem": p.problem} for p in e.problems],
-                       message=f"{len(e.problems)} problem(s)", finished=time.time())
-    except PlatformError as e:
-        return publish(state=FAILED, message=f"platform: {e}", finished=time.time(),
-                       problems=[{"path": "", "problem": f"platform error: {e}"}])
-    except Exception as e:  # a bug must not take the mount down; say what happened
+    except Exception as e:
+        # An import that started before its folder had settled reports nothing until it has: the
+        # copy may still have been under way (an empty folder, a half-written file).
+        if isinstance(e, Superseded) or (settled is not None and not settled()):
+            return publish(state=PENDING, message="the folder changed; waiting for copying to finish", done=0,
+                           total=0)
+        if isinstance(e, ImportFailed):
+            return publish(state=FAILED, problems=[{"path": p.path, "problem": p.problem} for p in e.problems],
+                           message=f"{len(e.problems)} problem(s)", finished=time.time())
+        if isinstance(e, PlatformError):
+            return publish(state=FAILED, message=f"platform: {e}", finished=time.time(),
+                           problems=[{"path": "", "problem": f"platform error: {e}"}])
+        # a bug must not take the mount down; say what happened
         return publish(state=FAILED, message=f"internal error: {type(e).__name__}: {e}", finished=time.time(),
                        problems=[{"path": "", "problem": f"internal error: {type(e).__name__}: {e}"}])
+    if before_done is not None:
+        before_done()
     return publish(state=DONE, project_id=project_id, finished=time.time(), problems=[], message="")
 
 

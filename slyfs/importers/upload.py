@@ -14,7 +14,8 @@ Order of work, and why:
    images, set their annotations. An image already in the dataset with the same name and the same
    bytes is "already done": after a crash the same call resumes without duplicating anything (the
    annotation is set again, since a crash may fall between adding an image and annotating it).
-   Only one batch of image bytes is in memory at a time.
+   The items come from a spool the validation pass wrote, not from a second conversion; a few
+   batches are in flight at once, so only those batches' image bytes are in memory.
 
 Ids in the imported meta and annotations (class, tag, object ids; a `sly/` copy carries the source
 platform's) are dropped: objects refer to classes by `classTitle`, tags by `name`.
@@ -22,18 +23,26 @@ platform's) are dropped: objects refer to classes by `classTitle`, tags by `name
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+import pickle
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
+from pathlib import Path
 from typing import Any, Literal
 
-from slyfs.importers.base import ImportedImage, ImportedProject, ImportFailed, Problem
+from slyfs.importers.base import ImportedImage, ImportedProject, ImportFailed, Problem, Superseded
 from slyfs.importers.common import ProblemList
 from slyfs.importers.validate import ds_label, validate_project
 from slyfs.model import FormatError, ProjectMeta
 from slyfs.model.entities import ImageInfo, NewImage
 from slyfs.platform.base import NameConflict, Platform, PlatformError, content_hash
+
+log = logging.getLogger("slyfs.import")
 
 OnConflict = Literal["error", "rename", "replace"]
 Progress = Callable[[int, int], None]
@@ -145,12 +154,6 @@ def _find_project(platform: Platform, workspace_id: int, name: str) -> int | Non
     return None
 
 
-def _batched(items: Iterable[ImportedImage], n: int) -> Iterator[list[ImportedImage]]:
-    it = iter(items)
-    while chunk := list(islice(it, n)):
-        yield chunk
-
-
 class _Plan:
     """What is on the target, what the import brings, and how names that collide are resolved."""
 
@@ -246,6 +249,44 @@ def _ensure_dataset(platform: Platform, project_id: int, path: DsPath, ids: dict
     return ids[path]
 
 
+class _Spool:
+    """The items the validation pass accepted, pickled to a temporary file in dataset order, so the
+    upload streams exactly what was validated instead of converting the whole folder a second time
+    (conversion costs more than the rest of an import's client side). Memory stays one item deep."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory, prefix="slyfs-import-")
+        self.count = 0
+
+    def add(self, path: DsPath, item: ImportedImage) -> None:
+        annotation = clean_annotation(item.annotation) if item.annotation is not None else None
+        record = (path, item.name, item.source, item.data, item.link, annotation, item.meta, item.origin)
+        pickle.dump(record, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def batches(self, size: int) -> Iterator[tuple[DsPath, list[ImportedImage]]]:
+        """The items back, `size` at most per batch, a batch never spanning two datasets."""
+        self._file.flush()
+        self._file.seek(0)
+        chunk: list[ImportedImage] = []
+        current: DsPath | None = None
+        for _ in range(self.count):
+            path, name, source, data, link, annotation, meta, origin = pickle.load(self._file)
+            if chunk and (path != current or len(chunk) >= size):
+                assert current is not None
+                yield current, chunk
+                chunk = []
+            current = path
+            chunk.append(ImportedImage(name=name, source=source, data=data, link=link, annotation=annotation,
+                                       meta=meta, origin=origin))
+        if chunk:
+            assert current is not None
+            yield current, chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def upload_project(
     platform: Platform,
     project: ImportedProject,
@@ -256,6 +297,9 @@ def upload_project(
     progress: Progress | None = None,
     batch: int = 50,
     validating: Progress | None = None,
+    spool_dir: Path | None = None,
+    in_flight: int = 2,
+    settled: Callable[[], bool] | None = None,
 ) -> int:
     """Validate `project`, then create (or add to) the project `project_name` in the workspace; its id.
 
@@ -264,117 +308,174 @@ def upload_project(
     `on_conflict="rename"` stores the import's image as `name~2.ext` (the first free suffix, the same on
     every run); `"replace"` removes the existing image first. `progress(done, total)` follows the upload,
     `validating(done, total)` the validation pass before it. Re-running after a crash resumes.
+    The validated items wait in a spool file (in `spool_dir`, default the system's temporary folder);
+    `in_flight` batches are sent at once while the next ones are read and hashed. `settled()`, if
+    given, is asked after the validation pass, before anything is reported or created: False (the
+    source changed meanwhile) raises Superseded.
     """
     if on_conflict not in ("error", "rename", "replace"):
         raise ValueError(f"on_conflict must be error, rename or replace, not {on_conflict!r}")
-    if batch < 1:
-        raise ValueError("batch must be at least 1")
+    if batch < 1 or in_flight < 1:
+        raise ValueError("batch and in_flight must be at least 1")
     target = _find_project(platform, workspace_id, project_name)
     ds_ids = dataset_paths(platform, target) if target is not None else {}
     plan = _Plan(platform, project, on_conflict)
     plan.load(ds_ids)
+    spool = _Spool(spool_dir)
+    try:
+        def accept(path: DsPath, item: ImportedImage) -> None:
+            plan.note(path, item)
+            spool.add(path, item)
 
-    check = validate_project(project, progress=validating, on_item=plan.note)
-    seen = set(project.warnings)
-    project.warnings.extend(w for w in check.warnings if w not in seen)
-    problems = ProblemList()
-    problems.extend(check.problems)
-    if on_conflict == "error":
-        problems.extend(plan.conflicts())
-    current = platform.get_project_meta(target) if target is not None else None
-    merged: dict[str, Any] | None = None
-    if check.meta is not None:
-        try:
-            merged = _merge_meta(current, check.meta)
-        except FormatError as e:
-            where = f"project {project_name!r} already exists and its meta clashes with the import's"
-            problems.add(Problem("", f"{where}: {e.problem}"))
-    if problems:
-        raise ImportFailed(problems.result())
-    assert merged is not None
-    plan.incoming = check.names
+        started = time.monotonic()
+        check = validate_project(project, progress=validating, on_item=accept)
+        log.info("validated %d images of %s in %.1f s", check.total, project_name, time.monotonic() - started)
+        if settled is not None and not settled():
+            raise Superseded(project_name)
+        seen = set(project.warnings)
+        project.warnings.extend(w for w in check.warnings if w not in seen)
+        problems = ProblemList()
+        problems.extend(check.problems)
+        if on_conflict == "error":
+            problems.extend(plan.conflicts())
+        current = platform.get_project_meta(target) if target is not None else None
+        merged: dict[str, Any] | None = None
+        if check.meta is not None:
+            try:
+                merged = _merge_meta(current, check.meta)
+            except FormatError as e:
+                where = f"project {project_name!r} already exists and its meta clashes with the import's"
+                problems.add(Problem("", f"{where}: {e.problem}"))
+        if problems:
+            raise ImportFailed(problems.result())
+        assert merged is not None
+        plan.incoming = check.names
 
-    if target is None:
-        try:
-            target = platform.create_project(workspace_id, project_name).id
-        except NameConflict:  # created meanwhile; take it (the merge above was against an empty meta)
-            target = _find_project(platform, workspace_id, project_name)
-            if target is None:
-                raise
-            current = platform.get_project_meta(target)
-            merged = _merge_meta(current, ProjectMeta.from_json(merged))
-            ds_ids = dataset_paths(platform, target)
-            plan.load(ds_ids)
-    if merged != current:
-        platform.update_project_meta(target, merged)
-    for ds in project.datasets:
-        _ensure_dataset(platform, target, ds.path, ds_ids)
-
-    total = check.total
-    done = 0
-    if progress is not None:
-        progress(0, total)
-    for ds in project.datasets:
-        ds_id = ds_ids[ds.path]
-        for chunk in _batched(ds.items(), batch):
-            _upload_batch(platform, plan, ds.path, ds_id, chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
+        if target is None:
+            try:
+                target = platform.create_project(workspace_id, project_name).id
+            except NameConflict:  # created meanwhile; take it (the merge above was against an empty meta)
+                target = _find_project(platform, workspace_id, project_name)
+                if target is None:
+                    raise
+                current = platform.get_project_meta(target)
+                merged = _merge_meta(current, ProjectMeta.from_json(merged))
+                ds_ids = dataset_paths(platform, target)
+                plan.load(ds_ids)
+        if merged != current:
+            platform.update_project_meta(target, merged)
+        for ds in project.datasets:
+            _ensure_dataset(platform, target, ds.path, ds_ids)
+        started = time.monotonic()
+        _send_all(platform, plan, spool.batches(batch), ds_ids, check.total, progress, in_flight)
+        log.info("uploaded %d images of %s in %.1f s", check.total, project_name, time.monotonic() - started)
+    finally:
+        spool.close()
     return target
 
 
-def _upload_batch(platform: Platform, plan: _Plan, path: DsPath, ds_id: int, chunk: list[ImportedImage]) -> None:
+@dataclass
+class _Prepared:
+    """One batch ready to send: what to add (with its bytes by hash), remove and annotate."""
+
+    adds: list[tuple[ImportedImage, NewImage]]
+    annotate: list[tuple[int, dict[str, Any]]]
+    remove: list[int]
+    blobs: dict[str, bytes]
+
+
+def _prepare(plan: _Plan, path: DsPath, chunk: list[ImportedImage]) -> _Prepared:
+    """Decide each item of the batch (in order: renames claim names) and read and hash its bytes."""
+    out = _Prepared([], [], [], {})
     for item in chunk:
-        if item.problems:  # a file changed between the validation pass and now
-            raise ImportFailed(item.problems)
-    for attempt in range(2):
-        decisions = [plan.decide(path, item) for item in chunk]
-        annotate: list[tuple[int, dict[str, Any]]] = []
-        adds: list[tuple[ImportedImage, NewImage]] = []
-        remove: list[int] = []
-        blobs: dict[str, bytes] = {}
-        for item, (action, name, image_id) in zip(chunk, decisions, strict=True):
-            if action == "done":
-                assert image_id is not None
-                if item.annotation is not None:
-                    annotate.append((image_id, clean_annotation(item.annotation)))
-                continue
-            if action == "replace":
-                assert image_id is not None
-                remove.append(image_id)
-            if item.link is not None and item.source is None and item.data is None:
-                adds.append((item, NewImage(name=name, link=item.link, meta=item.meta)))
-            else:
-                data = item.read()
-                h = content_hash(data)
-                blobs.setdefault(h, data)
-                adds.append((item, NewImage(name=name, hash=h, meta=item.meta)))
-                del data
-        if blobs:
-            have = platform.existing_hashes(list(blobs))
-            missing = [data for h, data in blobs.items() if h not in have]
-            if missing:
-                platform.upload_blobs(missing)
-        blobs.clear()
-        if remove:
-            platform.remove_images(remove)
-            gone = set(remove)
-            for name in [n for n, ex in plan.existing.get(path, {}).items() if ex.id in gone]:
-                del plan.existing[path][name]
+        action, name, image_id = plan.decide(path, item)
+        if action == "done":
+            assert image_id is not None
+            if item.annotation is not None:
+                out.annotate.append((image_id, item.annotation))
+            continue
+        if action == "replace":
+            assert image_id is not None
+            out.remove.append(image_id)
+        if item.link is not None and item.source is None and item.data is None:
+            out.adds.append((item, NewImage(name=name, link=item.link, meta=item.meta)))
+        else:
+            data = item.read()
+            h = content_hash(data)
+            out.blobs.setdefault(h, data)
+            out.adds.append((item, NewImage(name=name, hash=h, meta=item.meta)))
+    return out
+
+
+def _send(platform: Platform, ds_id: int, batch: _Prepared) -> list[ImageInfo]:
+    """The platform calls of one batch; the infos of the added images. Idempotent, so a batch cut
+    short by a crash is simply sent again by the next run."""
+    if batch.blobs:
+        have = platform.existing_hashes(list(batch.blobs))
+        missing = [data for h, data in batch.blobs.items() if h not in have]
+        if missing:
+            platform.upload_blobs(missing)
+    if batch.remove:
+        platform.remove_images(batch.remove)
+    infos = platform.add_images(ds_id, [new for _, new in batch.adds]) if batch.adds else []
+    annotate = list(batch.annotate)
+    annotate += [(info.id, item.annotation) for (item, _), info in zip(batch.adds, infos, strict=True)
+                 if item.annotation is not None]
+    if annotate:
+        platform.set_annotations(ds_id, annotate)
+    return infos
+
+
+def _send_all(
+    platform: Platform,
+    plan: _Plan,
+    batches: Iterator[tuple[DsPath, list[ImportedImage]]],
+    ds_ids: dict[DsPath, int],
+    total: int,
+    progress: Progress | None,
+    in_flight: int,
+) -> None:
+    """Send the batches, `in_flight` at a time: while the platform works on one batch, the next is read
+    and hashed, and on a remote platform the round trips overlap. Decisions stay in order on this thread."""
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    pending: deque[tuple[DsPath, list[ImportedImage], _Prepared, Future[list[ImageInfo]]]] = deque()
+
+    def finish() -> None:
+        nonlocal done
+        path, chunk, prepared, future = pending.popleft()
         try:
-            infos = platform.add_images(ds_id, [new for _, new in adds]) if adds else []
-        except NameConflict:
-            if attempt:
+            infos = future.result()
+        except NameConflict:  # someone else added these names meanwhile: decide this batch again
+            plan.refresh(path, ds_ids[path])
+            try:
+                infos = _send(platform, ds_ids[path], prepared := _prepare(plan, path, chunk))
+            except NameConflict:
                 raise PlatformError(f"dataset {ds_label(path)!r}: image names keep being taken while importing") \
                     from None
-            plan.refresh(path, ds_id)  # someone else added these names meanwhile: decide again
-            continue
         existing = plan.existing.setdefault(path, {})
-        for (item, _), info in zip(adds, infos, strict=True):
+        gone = set(prepared.remove)
+        for name in [n for n, ex in existing.items() if ex.id in gone]:
+            del existing[name]
+        for info in infos:
             existing[info.name] = _Existing.of(info)
-            if item.annotation is not None:
-                annotate.append((info.id, clean_annotation(item.annotation)))
-        if annotate:
-            platform.set_annotations(ds_id, annotate)
-        return
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="slyfs-upload") as pool:
+        try:
+            for path, chunk in batches:
+                for item in chunk:
+                    if item.problems:  # a file changed between the validation pass and now
+                        raise ImportFailed(item.problems)
+                prepared = _prepare(plan, path, chunk)
+                pending.append((path, chunk, prepared, pool.submit(_send, platform, ds_ids[path], prepared)))
+                if len(pending) >= in_flight:
+                    finish()
+            while pending:
+                finish()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # what is sent finishes: every batch is idempotent
+            raise

@@ -58,10 +58,21 @@ def _pair(p: Any) -> bool:
     return isinstance(p, list) and len(p) >= 2 and _num(p[0]) and _num(p[1])
 
 
+_PLAIN = (int, float)  # exactly these types (not bool, not numpy): what JSON gives
+
+
 def _map_points(points: Any, fn: Callable[[Number, Number], list[Number]]) -> Any:
     if not isinstance(points, list):
         return points
-    return [fn(p[0], p[1]) + p[2:] if _pair(p) else p for p in points]
+    out = []
+    for p in points:
+        # The common case, plain [x, y] numbers, checked inline: this loop runs for every vertex of
+        # every label that crosses the API, and the general check below costs three times as much.
+        if type(p) is list and len(p) == 2 and type(p[0]) in _PLAIN and type(p[1]) in _PLAIN:
+            out.append(fn(p[0], p[1]))
+        else:
+            out.append(fn(p[0], p[1]) + p[2:] if _pair(p) else p)
+    return out
 
 
 def _map_rings(value: Any, fn: Callable[[Number, Number], list[Number]], *, fill_interior: bool = False) -> Any:
