@@ -3,9 +3,11 @@
 A generated project of N images (640x480 JPEGs of realistic size, one dataset) in a local store:
 - `ls -l` of sly/<ds>/img and sly/<ds>/ann, cold (fresh mount) and warm, vs the same folders
   copied to local disk;
-- `cp -r sly/` throughput vs copying the same bytes from local disk, and vs `dd` of one large
-  file from a trivial in-memory pyfuse3 filesystem (the ceiling of reads through pyfuse3 here);
-- warm re-read of the images (page cache) and peak RSS of the mount process.
+- the first read of every image (the store's files dropped from the page cache first) vs two
+  ceilings from a trivial in-memory pyfuse3 filesystem (scripts/nullfs.py): `dd` of one large file,
+  and the same number of files of the images' mean size read the same way;
+- re-reads of the images (page cache) vs local disk and vs the trivial filesystem's re-read;
+- `cp -r sly/` vs copying the same tree from local disk; peak RSS of the mount process.
 
 Usage: .venv/bin/python scripts/bench_read.py [--images 10000] [--workdir DIR]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -91,6 +94,36 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def drop_caches() -> None:
+    """Write back and empty the page cache (root only): 'cold' then means the files come from disk."""
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3")
+    except OSError:
+        pass
+
+
+def read_all(folder: Path) -> float:
+    """Every file of `folder` read once to /dev/null, in directory order (like cp -r)."""
+    return timed(f"find {folder} -type f -exec cat {{}} + > /dev/null")
+
+
+def scratch(work: Path) -> Path:
+    """Where `cp -r` copies to: RAM (tmpfs) when there is one, so the copy measures the source,
+    not the write-back of the destination disk (which varied 1-8 s for the same copy here)."""
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else work
+    return Path(tempfile.mkdtemp(prefix="slyfs-bench-cp-", dir=base))
+
+
+def copy_time(src: Path, dest_root: Path) -> float:
+    dest = dest_root / "copy"
+    shutil.rmtree(dest, ignore_errors=True)
+    t = timed(["cp", "-r", str(src), str(dest)])
+    shutil.rmtree(dest, ignore_errors=True)
+    return t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=10000)
@@ -103,6 +136,7 @@ def main() -> None:
         t = time.perf_counter()
         make_store(store_root, args.images)
         print(f"generated {args.images} images in {time.perf_counter() - t:.1f} s")
+    dest = scratch(work)
 
     proc = subprocess.Popen([PY, "-m", "slyfs", "mount", str(mp), "--store", str(store_root), "--foreground",
                              "--ttl", "60", "--cache-dir", str(work / "cache")], cwd=ROOT)
@@ -110,55 +144,90 @@ def main() -> None:
     try:
         wait_mounted(mp)
         sly = mp / "bench" / "ws" / "big" / "sly"
-        results["ls_img_cold"] = timed(["ls", "-l", str(sly / "ds" / "img")])
+        img = sly / "ds" / "img"
+        if not local.exists():  # the same tree on local disk, for the side-by-side figures
+            subprocess.run(["cp", "-r", str(sly), str(local)], check=True)
+        drop_caches()
+        results["ls_img_cold"] = timed(["ls", "-l", str(img)])
         results["ls_ann_cold"] = timed(["ls", "-l", str(sly / "ds" / "ann")])
-        results["ls_img_warm"] = min(timed(["ls", "-l", str(sly / "ds" / "img")]) for _ in range(3))
+        results["ls_img_warm"] = min(timed(["ls", "-l", str(img)]) for _ in range(3))
         results["ls_ann_warm"] = min(timed(["ls", "-l", str(sly / "ds" / "ann")]) for _ in range(3))
-        # Reads to /dev/null, like the dd of the ceiling: the first through FUSE (cold), then again.
-        results["read_mount_cold"] = timed(f"find {sly} -type f -exec cat {{}} + > /dev/null")
-        results["read_mount_warm"] = timed(f"find {sly} -type f -exec cat {{}} + > /dev/null")
-        # cp -r to local disk, from the mount and from a local copy of the same tree (both warm).
-        shutil.rmtree(local, ignore_errors=True)
-        results["cp_mount"] = timed(["cp", "-r", str(sly), str(local)])
-        total = du_bytes(local)
-        shutil.rmtree(work / "local2", ignore_errors=True)
-        results["cp_local"] = timed(["cp", "-r", str(local), str(work / "local2")])
-        shutil.rmtree(work / "local2", ignore_errors=True)
-        results["read_local"] = timed(f"find {local} -type f -exec cat {{}} + > /dev/null")
+        # From disk: the store's files and the local copy both dropped from the page cache.
+        results["img_mount_disk"] = read_all(img)
+        drop_caches()
+        results["img_local_disk"] = read_all(local / "ds" / "img")
         results["ls_img_local"] = min(timed(["ls", "-l", str(local / "ds" / "img")]) for _ in range(3))
         results["ls_ann_local"] = min(timed(["ls", "-l", str(local / "ds" / "ann")]) for _ in range(3))
-        rss = peak_rss_mb(proc.pid)
+        results["img_local_warm"] = min(read_all(local / "ds" / "img") for _ in range(2))
+        results["cp_local"] = min(copy_time(local, dest) for _ in range(2))
+        rss_before = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
 
-    # The ceiling: one file read from a trivial in-memory pyfuse3 filesystem, 128 KiB buffered reads.
+    # A fresh mount, the store's files in the page cache: the first read through FUSE, then again.
+    read_all(store_root / "blobs")
+    proc = subprocess.Popen([PY, "-m", "slyfs", "mount", str(mp), "--store", str(store_root), "--foreground",
+                             "--ttl", "60", "--cache-dir", str(work / "cache")], cwd=ROOT)
+    try:
+        wait_mounted(mp)
+        timed(["ls", "-l", str(img)])
+        results["img_mount_first"] = read_all(img)
+        results["img_mount_warm"] = min(read_all(img) for _ in range(2))
+        results["ann_mount_first"] = read_all(sly / "ds" / "ann")
+        results["cp_mount"] = min(copy_time(sly, dest) for _ in range(2))
+        rss = max(rss_before, peak_rss_mb(proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    img_bytes = du_bytes(local / "ds" / "img")
+    n_img = sum(1 for _ in (local / "ds" / "img").iterdir())
+    sly_bytes = du_bytes(local)
+
+    # The ceilings, from a trivial in-memory pyfuse3 filesystem: dd of one large file (128 KiB
+    # buffered reads), and the same number of files of the images' mean size read like the images.
     null_mp = work / "null"
     null_mp.mkdir(exist_ok=True)
-    size_mb = max(64, total >> 20)
-    null = subprocess.Popen([PY, str(ROOT / "scripts" / "nullfs.py"), str(null_mp), str(min(size_mb, 2048))])
+    blob_mb = min(max(64, img_bytes >> 20), 2048)
+    mean = img_bytes // n_img
+    null = subprocess.Popen([PY, str(ROOT / "scripts" / "nullfs.py"), str(null_mp), "--blob-mb", str(blob_mb),
+                             "--files", str(n_img), "--file-size", str(mean)])
     try:
         wait_mounted(null_mp)
         results["dd_null"] = timed(["dd", f"if={null_mp / 'blob'}", "of=/dev/null", "bs=1M"], stderr=subprocess.DEVNULL)
-        null_bytes = min(size_mb, 2048) << 20
+        timed(["ls", "-l", str(null_mp / "files")])
+        results["files_null_first"] = read_all(null_mp / "files")
+        results["files_null_warm"] = min(read_all(null_mp / "files") for _ in range(2))
     finally:
         subprocess.run(["fusermount3", "-u", str(null_mp)], check=False)
         null.wait(30)
+    shutil.rmtree(dest, ignore_errors=True)
 
-    mb = total / 1e6
-    ceiling = null_bytes / 1e6 / results["dd_null"]
-    cold = mb / results["read_mount_cold"]
-    print(f"\n{args.images} images, {mb:.0f} MB in sly/ (images + annotations)")
+    mb = img_bytes / 1e6
+
+    def rate(key: str) -> float:
+        return mb / results[key]
+
+    dd = (blob_mb << 20) / 1e6 / results["dd_null"]
+    null_first, null_warm = rate("files_null_first"), rate("files_null_warm")
+    first, warm = rate("img_mount_first"), rate("img_mount_warm")
+    print(f"\n{n_img} images, {mb:.0f} MB (mean {mean / 1e3:.0f} KB); sly/ with annotations {sly_bytes / 1e6:.0f} MB")
     for d in ("img", "ann"):
-        cold_, warm, loc = results[f"ls_{d}_cold"], results[f"ls_{d}_warm"], results[f"ls_{d}_local"]
-        print(f"ls -l {d}/: cold {cold_:.3f} s, warm {warm:.3f} s, local disk {loc:.3f} s"
-              f" -> warm/local = {warm / loc:.2f}x")
-    print(f"first read of every file (cold, to /dev/null): {cold:.0f} MB/s; ceiling (dd of one file from an "
-          f"in-memory pyfuse3 fs): {ceiling:.0f} MB/s -> {100 * cold / ceiling:.0f}% of ceiling")
-    print(f"re-read (warm, page cache): {mb / results['read_mount_warm']:.0f} MB/s; same files on local disk: "
-          f"{mb / results['read_local']:.0f} MB/s -> "
-          f"{results['read_local'] / results['read_mount_warm']:.2f}x of local")
-    print(f"cp -r to local disk: from the mount {results['cp_mount']:.1f} s, from a local copy "
+        cold_, warm_, loc = results[f"ls_{d}_cold"], results[f"ls_{d}_warm"], results[f"ls_{d}_local"]
+        print(f"ls -l {d}/: cold {cold_:.3f} s, warm {warm_:.3f} s, local disk {loc:.3f} s"
+              f" -> warm/local = {warm_ / loc:.2f}x")
+    print(f"ceilings (trivial in-memory pyfuse3 fs): dd of one {blob_mb} MiB file {dd:.0f} MB/s; "
+          f"{n_img} files of {mean / 1e3:.0f} KB read like the images: {null_first:.0f} MB/s first, "
+          f"{null_warm:.0f} MB/s again")
+    print(f"first read of every image (store files in the page cache): {first:.0f} MB/s "
+          f"({1e3 * results['img_mount_first'] / n_img:.2f} ms a file) -> {100 * first / dd:.0f}% of dd, "
+          f"{100 * first / null_first:.0f}% of the same files from the trivial fs")
+    print(f"re-read (page cache): {warm:.0f} MB/s; local disk (page cache) {rate('img_local_warm'):.0f} MB/s -> "
+          f"{warm / rate('img_local_warm'):.2f}x; {100 * warm / null_warm:.0f}% of the trivial fs re-read")
+    print(f"from disk (page cache dropped): mount {rate('img_mount_disk'):.0f} MB/s, local disk "
+          f"{rate('img_local_disk'):.0f} MB/s -> {rate('img_mount_disk') / rate('img_local_disk'):.2f}x")
+    print(f"annotations, first read: {results['ann_mount_first']:.2f} s for {n_img} files")
+    print(f"cp -r sly/ into RAM: from the mount {results['cp_mount']:.1f} s, from the local-disk copy "
           f"{results['cp_local']:.1f} s -> {results['cp_local'] / results['cp_mount']:.2f}x of local")
     print(f"peak RSS of the mount: {rss:.0f} MB")
 

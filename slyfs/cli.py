@@ -242,7 +242,8 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
             os.close(args.ready_fd)
 
     try:
-        serve_forever(mountpoint, root, ttl=args.ttl, options=fuse_opts, ready=ready, background=[zone.run])
+        serve_forever(mountpoint, root, ttl=args.ttl, options=fuse_opts, ready=ready, background=[zone.run],
+                      zone=zone)
     except MountError as e:
         return fail(args, str(e))
     finally:

@@ -263,6 +263,28 @@ def test_failed_import_runs_again_after_a_fix(demo_store: Path, tmp_path: Path) 
     assert list(project_contents(demo_store, "imgs")["items"]) == ["imgs/good.png"]
 
 
+def test_a_paused_copy_imports_once_and_whole(demo_store: Path, tmp_path: Path) -> None:
+    """Validation starts after a short quiet spell, before the settle time is over: pauses in a copy
+    (an empty folder first, then half the files) must neither fail the import nor import half of it."""
+    mp = tmp_path / "mnt"
+    extra = ("--settle", "2", "--staging-dir", str(tmp_path / "staging"))
+    with mounted(mp, "--store", str(demo_store), ttl=1.0, extra=extra):
+        folder = zone(mp) / "paused"
+        folder.mkdir()
+        time.sleep(0.8)  # quiet, empty: "no images" must not be reported
+        for i in range(20):
+            if i == 10:
+                time.sleep(1.2)  # quiet with half the images
+            (folder / f"{i:02d}.png").write_bytes(image_bytes(16, 12, "PNG", i))
+        r = wait_imports(mp)
+        assert r.returncode == 0, r.stdout
+        history = (mp / "import" / "HISTORY.txt").read_text().splitlines()
+        assert not folder.exists()
+    lines = [line for line in history if "/paused " in line]
+    assert len(lines) == 1 and " done " in lines[0], history
+    assert sorted(project_contents(demo_store, "paused")["items"]) == [f"paused/{i:02d}.png" for i in range(20)]
+
+
 def serving_pid(mp: Path) -> int:
     r = subprocess.run(["pgrep", "-f", f"slyfs mount {mp} "], capture_output=True, text=True)
     return int(r.stdout.split()[0])

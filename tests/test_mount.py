@@ -169,6 +169,31 @@ def test_view_follows_store_within_ttl(mount: Path, demo_store: Path) -> None:
     assert first.stat().st_size == len(first.read_bytes())
 
 
+def test_replaced_image_is_read_anew(mount: Path, demo_store: Path) -> None:
+    """Opening a file hands its bytes to the kernel's page cache; an image replaced under the same name,
+    with the same size, must still read as its new bytes once the listing has followed (TTL)."""
+    old, new = image_bytes(20, 10, "BMP", 1), image_bytes(20, 10, "BMP", 2)
+    assert len(old) == len(new) and old != new
+    store = LocalStore(demo_store)
+    project = next(p for _, _, p in store.iter_projects() if p.name == PROJECT)
+    val = next(d for d in store.list_datasets(project.id) if d.name == "val")
+    (first,) = store.add_images_bytes(val.id, [("same.bmp", old)])
+    path = project_dir(mount) / "sly" / "val" / "img" / "same.bmp"
+    deadline = time.monotonic() + 4.0
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.read_bytes() == old
+    with open(path, "rb") as f:  # an open file keeps the kernel's inode (and its pages) alive
+        store.remove_images([first.id])
+        store.add_images_bytes(val.id, [("same.bmp", new)])
+        store.close()
+        deadline = time.monotonic() + 4.0  # TTL is 1 s
+        while path.read_bytes() != new and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert path.read_bytes() == new
+        assert f.read() in (old, new)
+
+
 def without_ids(ann: dict) -> dict:  # type: ignore[type-arg]
     """The annotation without its figure ids, which the platform assigns anew on every write."""
     return {**ann, "objects": [{k: v for k, v in o.items() if k != "id"} for o in ann["objects"]]}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,8 @@ from slyfs.views.tree import DirNode, FileNode, IndexedDir, Node, ViewContext, e
 log = logging.getLogger("slyfs.import")
 
 READ_ONLY_NAMES = {STATUS_FILE, HISTORY_FILE}
+TRASH_PREFIX = ".cleared-"  # imported folders on their way out of staging
+EARLY_START = 0.25  # seconds of quiet after which a folder's import starts validating (see DropZone.run)
 
 
 class StagedFile(FileNode):
@@ -64,6 +66,10 @@ class StagedFile(FileNode):
     @property
     def writable(self) -> bool:
         return self.name not in READ_ONLY_NAMES
+
+    @property
+    def volatile(self) -> bool:
+        return self.zone.volatile(self.path)
 
     def read(self, offset: int, size: int) -> bytes:
         with open(self.path, "rb") as f:
@@ -101,6 +107,13 @@ class StagedDir(DirNode):
             return self._node(path, path.is_dir() and not path.is_symlink())
         except FileNotFoundError:
             return None
+
+    def peek_child(self, name: str) -> tuple[bool, Node | None]:
+        return True, self.child(name)  # local disk: answered on the FUSE loop, like its attributes
+
+    @property
+    def volatile(self) -> bool:
+        return self.zone.volatile(self.path)
 
     def _node(self, path: Path, is_dir: bool) -> Node:
         if is_dir:
@@ -194,6 +207,9 @@ class DropZone:
         self.folders: dict[tuple[int, int, str], FolderState] = {}
         self._names: dict[tuple[int, int], str] = {}
         self._limiter = trio.CapacityLimiter(1)
+        # Set by the FUSE layer: drop the kernel's cached entry of a staged path the runner removed.
+        # Blocking; called from worker threads.
+        self.forget: Callable[[Path], None] = lambda path: None
         self._resume()
 
     def root(self) -> ImportRoot:
@@ -209,6 +225,22 @@ class DropZone:
         if len(rel) < 3 or not rel[0].isdigit() or not rel[1].isdigit():
             return None
         return int(rel[0]), int(rel[1]), rel[2]
+
+    def volatile(self, path: Path) -> bool:
+        """Rewritten by the import runner behind the kernel's back (status and history files):
+        the kernel must not cache their attributes. What the runner removes (a project folder,
+        an archive it unpacked) it takes out of the kernel's cache with `forget`."""
+        return path.name in READ_ONLY_NAMES
+
+    def absence_is_stable(self, path: Path) -> bool:
+        """Whether "no such file" at `path` may be cached: below a project folder only files the user
+        writes appear (through the mount); beside them the runner makes status files and unpacks archives."""
+        if path.name in READ_ONLY_NAMES:
+            return False
+        try:
+            return len(path.relative_to(self.staging).parts) > 3
+        except ValueError:
+            return False
 
     def _state(self, key: tuple[int, int, str]) -> FolderState:
         st = self.folders.get(key)
@@ -270,7 +302,15 @@ class DropZone:
                 self.changed(path)
 
     def _resume(self) -> None:
-        """Folders left by an earlier mount (crash, unmount) are imported again."""
+        """Folders left by an earlier mount (crash, unmount) are imported again. A job whose folder is
+        gone was uploaded and being cleared when the mount stopped (or the user removed the folder):
+        nothing is left to do for it."""
+        for trash in self.staging.glob(f"{TRASH_PREFIX}*"):
+            clear_staging(trash)
+        for job in self.jobs.all():
+            if job.state == PENDING:  # (running ones were reset to pending above)
+                if not self._folder((job.team_id, job.workspace_id, job.folder)).exists():
+                    self.jobs.remove_open(job.team_id, job.workspace_id, job.folder)
         for team_dir in self.staging.iterdir():
             if not (team_dir.is_dir() and team_dir.name.isdigit()):
                 continue
@@ -286,12 +326,20 @@ class DropZone:
 
     # ---- the runner ---------------------------------------------------------------------------
     async def run(self) -> None:
-        """Forever: start the import of every folder that has settled and has an open job."""
+        """Forever: start the import of every folder that has settled and has an open job.
+
+        A folder's import starts after EARLY_START of quiet already: detection, conversion and the
+        validation pass run while the rest of the settle time passes, and nothing is created on the
+        platform (and no failure reported) before the folder has been quiet for the whole settle time.
+        A change meanwhile sends the job back to pending. Archives wait for the full settle time."""
         while True:
             await trio.sleep(0.25)
             now = time.monotonic()
             for key, st in list(self.folders.items()):
-                if st.running or st.open_files or now - st.last_change < self.settle:
+                if st.running or st.open_files:
+                    continue
+                quiet = now - st.last_change
+                if quiet < self.settle and (quiet < EARLY_START or not self._folder(key).is_dir()):
                     continue
                 job = self.jobs.current(*key)
                 if job is None or job.state != PENDING:
@@ -305,19 +353,44 @@ class DropZone:
                     log.exception("import of %s crashed", st.target)
                     st.running = False
 
-    async def _import(self, key: tuple[int, int, str], st: FolderState) -> None:
+    def _folder(self, key: tuple[int, int, str]) -> Path:
         team_id, ws_id, folder = key
-        path = self.staging / str(team_id) / str(ws_id) / folder
+        return self.staging / str(team_id) / str(ws_id) / folder
+
+    def _settled(self, st: FolderState) -> bool:
+        """In the job's thread, once validated: wait until the folder has been quiet for the settle
+        time; False if it changed (or a file is open for writing) meanwhile."""
+        while not st.changed_while_running and not st.open_files:
+            if time.monotonic() - st.last_change >= self.settle:
+                return True
+            time.sleep(0.05)
+        return False
+
+    async def _import(self, key: tuple[int, int, str], st: FolderState) -> None:
+        path = self._folder(key)
         job = self.jobs.current(*key)
         assert job is not None
         if path.is_file():  # an archive copied into the workspace
             await self._unpack(key, st, job.id, path)
             return
         log.info("importing %s", st.target)
+        cleared = False
+
+        def clear() -> None:
+            """Runs in the job's thread after the upload: take the folder out of staging unless the user
+            changed it meanwhile (decided on the FUSE loop, so no write slips in between)."""
+            nonlocal cleared
+            trash = trio.from_thread.run_sync(self._detach, st, path)
+            if trash is not None:
+                cleared = True
+                self.forget(path)
+                clear_staging(trash)
+
         try:
             result = await trio.to_thread.run_sync(
                 lambda: run_job(self.jobs, job, path, self.platform, on_conflict=self.on_conflict,
-                                report=lambda j: write_status(path, j)),
+                                report=lambda j: write_status(path, j), before_done=clear,
+                                settled=lambda: self._settled(st)),
                 limiter=self._limiter,
             )
         finally:
@@ -326,19 +399,28 @@ class DropZone:
             images = result.total
             append_history(self.staging, result, images)
             self.ctx.invalidate()
-            if st.changed_while_running:
+            if not cleared:
                 log.info("%s changed during its import: importing again", st.target)
                 self.jobs.pending(*key, st.target)
             else:
-                clear_staging(path)
                 self.folders.pop(key, None)
                 log.info("imported %s (%d images)", st.target, images)
+        elif result.state == PENDING:
+            log.info("%s changed while it was being validated: waiting for it to settle", st.target)
         elif result.state == FAILED:
             append_history(self.staging, result, 0)
             log.warning("import of %s failed: %s", st.target, result.message)
             if st.changed_while_running:
                 self.jobs.pending(*key, st.target)
             self.ctx.invalidate()
+
+    def _detach(self, st: FolderState, path: Path) -> Path | None:
+        """On the FUSE loop: move an imported folder out of the tree (one rename), or None if it changed."""
+        if st.changed_while_running:
+            return None
+        trash = self.staging / f"{TRASH_PREFIX}{path.name}.{time.monotonic_ns()}"
+        os.rename(path, trash)
+        return trash
 
     async def _unpack(self, key: tuple[int, int, str], st: FolderState, job_id: int, path: Path) -> None:
         """Unpack an archive into a folder beside it (removing the archive), which is then imported like a
@@ -359,6 +441,7 @@ class DropZone:
             self.ctx.invalidate()
             return
         status.unlink(missing_ok=True)
+        await trio.to_thread.run_sync(self.forget, path)  # the archive is gone, its folder is there
         new_key = (team_id, ws_id, made.name)
         new = self._state(new_key)
         new.last_change = time.monotonic() - self.settle  # the archive has settled: so has its contents

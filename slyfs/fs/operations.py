@@ -15,6 +15,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pyfuse3
@@ -30,6 +31,9 @@ T = TypeVar("T")
 RENAME_NOREPLACE = 1  # linux/fs.h; GNU mv passes it
 RENAME_EXCHANGE = 2
 BLOCK_SIZE = 128 * 1024  # what the kernel reads per buffered request; cp sizes its buffer by it
+# Bytes pushed into the page cache at first open: whole images and annotation files, the start of
+# larger ones (whose rest comes by READ requests, with the kernel's read-ahead).
+PUSH_BYTES = 1 << 20
 
 
 @dataclass
@@ -61,6 +65,7 @@ class SlyOperations(pyfuse3.Operations):
         self.inode_of: dict[tuple[str, ...], int] = {(): pyfuse3.ROOT_INODE}
         self.handles: dict[int, Any] = {}
         self._next_fh = 1
+        self.staged_dirs: dict[Path, int] = {}  # staging folder -> its inode, to invalidate entries in it
 
     # ---- helpers ---------------------------------------------------------------------------------
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -102,7 +107,20 @@ class SlyOperations(pyfuse3.Operations):
         else:
             entry.node = node
             entry.fetched = time.monotonic()
+        if isinstance(node, StagedDir):
+            self.staged_dirs[node.path] = ino
         return ino
+
+    def forget_staged(self, path: Path) -> None:
+        """Make the kernel drop its entry for a staged path the import runner removed behind its back.
+        Blocks until the kernel has done so: call it from a worker thread, never from the FUSE loop."""
+        parent = self.staged_dirs.get(path.parent)
+        if parent is None:
+            return  # never looked up: the kernel has nothing cached
+        try:
+            pyfuse3.invalidate_entry(parent, os.fsencode(path.name))
+        except OSError as e:  # ENOENT: the kernel had already forgotten it
+            log.debug("invalidate %s: %s", path, e)
 
     def _entry(self, inode: int) -> Entry:
         try:
@@ -151,10 +169,16 @@ class SlyOperations(pyfuse3.Operations):
         return node
 
     async def _fresh(self, inode: int) -> Entry:
-        """The entry, its node re-resolved from the root once older than the TTL."""
+        """The entry, its node re-resolved once older than the TTL: from its parent's listing when
+        that is cached (on the loop: `cp -r` of a big folder opens thousands of such files), else
+        from the root in a worker thread."""
         entry = self._entry(inode)
         if entry.path and time.monotonic() - entry.fetched > self.ttl:
-            entry.node = await self.run(self._resolve, entry.path)
+            parent = self.entries.get(self.inode_of.get(entry.path[:-1], -1))
+            known, node = False, None
+            if parent is not None and isinstance(parent.node, DirNode):
+                known, node = parent.node.peek_child(entry.path[-1])
+            entry.node = node if known and node is not None else await self.run(self._resolve, entry.path)
             entry.fetched = time.monotonic()
         return entry
 
@@ -180,6 +204,8 @@ class SlyOperations(pyfuse3.Operations):
         known, cached = pnode.peek_child(sname)
         if known:  # warm listing: answer on the loop, no thread hop
             if cached is None:
+                if isinstance(pnode, StagedDir) and pnode.zone.absence_is_stable(pnode.path / sname):
+                    return self._negative_entry()  # `cp` looks a new name up twice before creating it
                 raise pyfuse3.FUSEError(errno.ENOENT)
             attrs = self._cheap_attrs(cached, self._inode_for(path))
             if attrs is not None:
@@ -201,6 +227,13 @@ class SlyOperations(pyfuse3.Operations):
         self.entries[ino].lookups += 1
         return attrs
 
+    def _negative_entry(self) -> pyfuse3.EntryAttributes:
+        """"No such file", cached by the kernel for the TTL (inode 0 means a negative entry)."""
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = 0
+        a.entry_timeout = self.ttl
+        return a
+
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
         entry = await self._fresh(inode)
         attrs = self._cheap_attrs(entry.node, inode)
@@ -209,9 +242,15 @@ class SlyOperations(pyfuse3.Operations):
         return await self.run(self.node_attrs, entry.node, inode)
 
     def _cheap_attrs(self, node: Node, inode: int) -> pyfuse3.EntryAttributes | None:
-        """Attributes when they need no I/O and no rendering, else None (ask a worker thread)."""
+        """Attributes when they need no platform call and no rendering, else None (ask a worker thread).
+
+        Staged nodes count as cheap: a stat() on the local staging disk costs microseconds, a
+        hop to a worker thread a hundred or more, and `cp -r` into import/ asks for many."""
         if isinstance(node, StagedFile | StagedDir):
-            return None
+            try:
+                return self._staged_attrs(node, inode)
+            except NotFound:
+                raise pyfuse3.FUSEError(errno.ENOENT) from None
         if isinstance(node, FileNode) and node.cheap_size() is None:
             return None
         return self.attrs(node, inode)
@@ -226,6 +265,8 @@ class SlyOperations(pyfuse3.Operations):
                 del self.entries[inode]
                 if self.inode_of.get(entry.path) == inode:
                     del self.inode_of[entry.path]
+                if isinstance(entry.node, StagedDir) and self.staged_dirs.get(entry.node.path) == inode:
+                    del self.staged_dirs[entry.node.path]
 
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
@@ -273,11 +314,34 @@ class SlyOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         if not isinstance(node, FileNode):
             raise pyfuse3.FUSEError(errno.EISDIR)
+        fh = self._new_handle(node)
+        if entry.opened_version is None:
+            # First open of this inode (the kernel holds none of its pages): hand the kernel the
+            # file's start with the reply, so a whole small file costs no READ request at all.
+            try:
+                await self._push(inode, node)
+            except BaseException:
+                self.handles.pop(fh, None)
+                raise
+            entry.opened_version = node.version
+            return pyfuse3.FileInfo(fh=fh, keep_cache=True)
         version = node.version
         # Keep the page cache only while the content is the one it holds.
         keep = entry.opened_version == version
         entry.opened_version = version
-        return pyfuse3.FileInfo(fh=self._new_handle(node), keep_cache=keep)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+
+    async def _push(self, inode: int, node: FileNode) -> None:
+        """Store the first PUSH_BYTES of the file in the kernel's page cache (notify_store)."""
+        data = node.cheap_read(0, PUSH_BYTES)
+        if data is None:
+            data = await self.run(node.read, 0, PUSH_BYTES)
+        if not data:
+            return
+        try:
+            pyfuse3.notify_store(inode, 0, data)
+        except OSError as e:  # only a missed shortcut: reads fetch the bytes instead
+            log.debug("notify_store of inode %d: %s", inode, e)
 
     async def _open_staged(self, node: StagedFile, flags: int) -> pyfuse3.FileInfo:
         writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND))
@@ -332,8 +396,10 @@ class SlyOperations(pyfuse3.Operations):
             st = None  # a workspace folder before its first import
         a = self.attrs(node, inode) if isinstance(node, StagedDir) else pyfuse3.EntryAttributes()
         a.st_ino = inode
-        # Staged files change under us (status files, imports clearing staging): no caching.
-        a.entry_timeout = a.attr_timeout = 0
+        # The kernel may cache what only changes through this mount. What the import runner rewrites
+        # behind its back (status and history files) it must ask about every time; what the runner
+        # removes (imported folders) the drop zone takes out of its cache (forget_staged).
+        a.entry_timeout = a.attr_timeout = 0 if node.volatile else self.ttl
         a.st_uid, a.st_gid, a.st_blksize = self.uid, self.gid, BLOCK_SIZE
         if isinstance(node, StagedFile):
             a.st_mode = stat.S_IFREG | (0o644 if node.writable else 0o444)
@@ -469,7 +535,9 @@ class SlyOperations(pyfuse3.Operations):
             await self.run(os.fsync, handle.fd)
 
     async def flush(self, fh: int) -> None:
-        pass  # the import commits on release, never on flush (shell `>` flushes before writing)
+        # Nothing to do on flush (imports commit on release; shell `>` flushes before writing).
+        # ENOSYS tells the kernel so once for the whole mount: no FLUSH round trip on each close.
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     async def mknod(self, parent_inode, name, mode, rdev, ctx):  # type: ignore[no-untyped-def]
         await self._staged_dir(parent_inode)

@@ -115,8 +115,8 @@ class FileNode(Node):
         """The size if known without I/O or rendering, else None."""
         return None
 
-    def cheap_read(self, offset: int, size: int) -> bytes | None:
-        """The bytes if at hand without I/O or rendering (already rendered), else None."""
+    def cheap_read(self, offset: int, size: int) -> bytes | bytearray | None:
+        """The bytes if at hand without blocking (already rendered, or in the page cache), else None."""
         return None
 
     def read(self, offset: int, size: int) -> bytes:
@@ -141,6 +141,11 @@ class ImageFile(FileNode):
     @property
     def version(self) -> Hashable:
         return ("image", self.image.id, self.image.hash or self.image.link)
+
+    def cheap_read(self, offset: int, size: int) -> bytes | bytearray | None:
+        if offset >= self.image.size:
+            return b""
+        return self.platform.read_image_nowait(self.image, offset, size)
 
     def read(self, offset: int, size: int) -> bytes:
         if offset >= self.image.size:
