@@ -3,25 +3,30 @@
 A generated project of N images (640x480 JPEGs of realistic size, one dataset) in a local store:
 - `ls -l` of sly/<ds>/img and sly/<ds>/ann, cold (fresh mount) and warm, vs the same folders
   copied to local disk;
-- the first read of every image (the store's files dropped from the page cache first) vs two
-  ceilings from a trivial in-memory pyfuse3 filesystem (scripts/nullfs.py): `dd` of one large file,
-  and the same number of files of the images' mean size read the same way;
+- the first read of every image through a fresh mount vs two ceilings from a trivial in-memory
+  pyfuse3 filesystem (scripts/nullfs.py): `dd` of one large file, and the same number of files of
+  the images' mean size read the same way; and from disk (page cache dropped) vs local disk;
 - re-reads of the images (page cache) vs local disk and vs the trivial filesystem's re-read;
-- `cp -r sly/` vs copying the same tree from local disk; peak RSS of the mount process.
+- `cp -r sly/` from a fresh mount vs copying the same tree from local disk (both into RAM);
+- peak RSS of the mount process.
+First reads, `dd` and `cp -r` are medians over `--rounds` fresh mounts (timings here vary by 2x).
 
-Usage: .venv/bin/python scripts/bench_read.py [--images 10000] [--workdir DIR]
+Usage: .venv/bin/python scripts/bench_read.py [--images 10000] [--workdir DIR] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +99,19 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+@contextlib.contextmanager
+def slyfs_mount(mp: Path, store_root: Path, work: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The store mounted in the foreground (TTL 60 s), unmounted on the way out."""
+    proc = subprocess.Popen([PY, "-m", "slyfs", "mount", str(mp), "--store", str(store_root), "--foreground",
+                             "--ttl", "60", "--cache-dir", str(work / "cache")], cwd=ROOT)
+    try:
+        wait_mounted(mp)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def drop_caches() -> None:
     """Write back and empty the page cache (root only): 'cold' then means the files come from disk."""
     subprocess.run(["sync"], check=False)
@@ -128,6 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=10000)
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--rounds", type=int, default=3, help="fresh mounts per first-read figure (median)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="slyfs-bench-"))
     store_root, mp, local = work / "store", work / "mnt", work / "local"
@@ -138,13 +157,10 @@ def main() -> None:
         print(f"generated {args.images} images in {time.perf_counter() - t:.1f} s")
     dest = scratch(work)
 
-    proc = subprocess.Popen([PY, "-m", "slyfs", "mount", str(mp), "--store", str(store_root), "--foreground",
-                             "--ttl", "60", "--cache-dir", str(work / "cache")], cwd=ROOT)
     results: dict[str, float] = {}
-    try:
-        wait_mounted(mp)
-        sly = mp / "bench" / "ws" / "big" / "sly"
-        img = sly / "ds" / "img"
+    sly = mp / "bench" / "ws" / "big" / "sly"
+    img = sly / "ds" / "img"
+    with slyfs_mount(mp, store_root, work) as proc:
         if not local.exists():  # the same tree on local disk, for the side-by-side figures
             subprocess.run(["cp", "-r", str(sly), str(local)], check=True)
         drop_caches()
@@ -159,27 +175,26 @@ def main() -> None:
         results["ls_img_local"] = min(timed(["ls", "-l", str(local / "ds" / "img")]) for _ in range(3))
         results["ls_ann_local"] = min(timed(["ls", "-l", str(local / "ds" / "ann")]) for _ in range(3))
         results["img_local_warm"] = min(read_all(local / "ds" / "img") for _ in range(2))
-        results["cp_local"] = min(copy_time(local, dest) for _ in range(2))
-        rss_before = peak_rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        results["cp_local"] = statistics.median(copy_time(local, dest) for _ in range(args.rounds))
+        rss = peak_rss_mb(proc.pid)
 
-    # A fresh mount, the store's files in the page cache: the first read through FUSE, then again.
+    # Fresh mounts, the store's files in the page cache: the first read through FUSE, then again;
+    # and `cp -r sly/` from a fresh mount. Medians over rounds: this machine's timings vary by 2x.
     read_all(store_root / "blobs")
-    proc = subprocess.Popen([PY, "-m", "slyfs", "mount", str(mp), "--store", str(store_root), "--foreground",
-                             "--ttl", "60", "--cache-dir", str(work / "cache")], cwd=ROOT)
-    try:
-        wait_mounted(mp)
-        timed(["ls", "-l", str(img)])
-        results["img_mount_first"] = read_all(img)
-        results["img_mount_warm"] = min(read_all(img) for _ in range(2))
-        results["ann_mount_first"] = read_all(sly / "ds" / "ann")
-        results["cp_mount"] = min(copy_time(sly, dest) for _ in range(2))
-        rss = max(rss_before, peak_rss_mb(proc.pid))
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    first_s, again_s, ann_s, cp_s = [], [], [], []
+    for _ in range(args.rounds):
+        with slyfs_mount(mp, store_root, work) as proc:
+            timed(["ls", "-l", str(img)])
+            first_s.append(read_all(img))
+            again_s.append(min(read_all(img) for _ in range(2)))
+            ann_s.append(read_all(sly / "ds" / "ann"))
+            rss = max(rss, peak_rss_mb(proc.pid))
+        with slyfs_mount(mp, store_root, work) as proc:
+            cp_s.append(copy_time(sly, dest))
+    results["img_mount_first"] = statistics.median(first_s)
+    results["img_mount_warm"] = statistics.median(again_s)
+    results["ann_mount_first"] = statistics.median(ann_s)
+    results["cp_mount"] = statistics.median(cp_s)
     img_bytes = du_bytes(local / "ds" / "img")
     n_img = sum(1 for _ in (local / "ds" / "img").iterdir())
     sly_bytes = du_bytes(local)
@@ -190,17 +205,22 @@ def main() -> None:
     null_mp.mkdir(exist_ok=True)
     blob_mb = min(max(64, img_bytes >> 20), 2048)
     mean = img_bytes // n_img
-    null = subprocess.Popen([PY, str(ROOT / "scripts" / "nullfs.py"), str(null_mp), "--blob-mb", str(blob_mb),
-                             "--files", str(n_img), "--file-size", str(mean)])
-    try:
-        wait_mounted(null_mp)
-        results["dd_null"] = timed(["dd", f"if={null_mp / 'blob'}", "of=/dev/null", "bs=1M"], stderr=subprocess.DEVNULL)
-        timed(["ls", "-l", str(null_mp / "files")])
-        results["files_null_first"] = read_all(null_mp / "files")
-        results["files_null_warm"] = min(read_all(null_mp / "files") for _ in range(2))
-    finally:
-        subprocess.run(["fusermount3", "-u", str(null_mp)], check=False)
-        null.wait(30)
+    dd_s, null_first_s, null_again_s = [], [], []
+    for _ in range(args.rounds):
+        null = subprocess.Popen([PY, str(ROOT / "scripts" / "nullfs.py"), str(null_mp), "--blob-mb", str(blob_mb),
+                                 "--files", str(n_img), "--file-size", str(mean)])
+        try:
+            wait_mounted(null_mp)
+            dd_s.append(timed(["dd", f"if={null_mp / 'blob'}", "of=/dev/null", "bs=1M"], stderr=subprocess.DEVNULL))
+            timed(["ls", "-l", str(null_mp / "files")])
+            null_first_s.append(read_all(null_mp / "files"))
+            null_again_s.append(min(read_all(null_mp / "files") for _ in range(2)))
+        finally:
+            subprocess.run(["fusermount3", "-u", str(null_mp)], check=False)
+            null.wait(30)
+    results["dd_null"] = statistics.median(dd_s)
+    results["files_null_first"] = statistics.median(null_first_s)
+    results["files_null_warm"] = statistics.median(null_again_s)
     shutil.rmtree(dest, ignore_errors=True)
 
     mb = img_bytes / 1e6
@@ -227,7 +247,12 @@ def main() -> None:
     print(f"from disk (page cache dropped): mount {rate('img_mount_disk'):.0f} MB/s, local disk "
           f"{rate('img_local_disk'):.0f} MB/s -> {rate('img_mount_disk') / rate('img_local_disk'):.2f}x")
     print(f"annotations, first read: {results['ann_mount_first']:.2f} s for {n_img} files")
-    print(f"cp -r sly/ into RAM: from the mount {results['cp_mount']:.1f} s, from the local-disk copy "
+    def rounds(values: list[float]) -> str:
+        return ", ".join(f"{t:.2f}" for t in values)
+
+    print(f"rounds (s): first read {rounds(first_s)}; trivial fs first read {rounds(null_first_s)}; "
+          f"dd {rounds(dd_s)}; cp -r from a fresh mount {rounds(cp_s)}")
+    print(f"cp -r sly/ into RAM: from a fresh mount {results['cp_mount']:.1f} s, from the local-disk copy "
           f"{results['cp_local']:.1f} s -> {results['cp_local'] / results['cp_mount']:.2f}x of local")
     print(f"peak RSS of the mount: {rss:.0f} MB")
 
