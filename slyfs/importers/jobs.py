@@ -251,7 +251,10 @@ def run_job(
         return publish(state=FAILED, message=f"internal error: {type(e).__name__}: {e}", finished=time.time(),
                        problems=[{"path": "", "problem": f"internal error: {type(e).__name__}: {e}"}])
     if before_done is not None:
-        before_done()
+        try:
+            before_done()
+        except Exception as e:  # the import itself is done; a folder left in staging is imported again, idempotently
+            log.warning("after importing %s: %s: %s", job.target, type(e).__name__, e)
     return publish(state=DONE, project_id=project_id, finished=time.time(), problems=[], message="")
 
 

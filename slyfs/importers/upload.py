@@ -467,9 +467,6 @@ def _send_all(
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="slyfs-upload") as pool:
         try:
             for path, chunk in batches:
-                for item in chunk:
-                    if item.problems:  # a file changed between the validation pass and now
-                        raise ImportFailed(item.problems)
                 prepared = _prepare(plan, path, chunk)
                 pending.append((path, chunk, prepared, pool.submit(_send, platform, ds_ids[path], prepared)))
                 if len(pending) >= in_flight:
