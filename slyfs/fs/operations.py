@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ BLOCK_SIZE = 128 * 1024  # what the kernel reads per buffered request; cp sizes 
 # Bytes pushed into the page cache at first open: whole images and annotation files, the start of
 # larger ones (whose rest comes by READ requests, with the kernel's read-ahead).
 PUSH_BYTES = 1 << 20
+LISTED_ENTRIES_KEPT = 100_000  # readdir entries kept for the next `ls` of the same listing (~30 MB)
 
 
 @dataclass
@@ -46,9 +48,25 @@ class Entry:
 
 
 @dataclass
+class DirEntry:
+    name: bytes
+    attrs: pyfuse3.EntryAttributes
+    node: Node
+    path: tuple[str, ...]
+
+
+@dataclass
+class Listing:
+    """A folder's entries as readdir hands them out, and the node list they were made from."""
+
+    children: list[Node]
+    entries: list[DirEntry]
+
+
+@dataclass
 class DirHandle:
     path: tuple[str, ...]
-    entries: list[tuple[str, pyfuse3.EntryAttributes, Node]]
+    entries: list[DirEntry]
 
 
 class SlyOperations(pyfuse3.Operations):
@@ -66,6 +84,8 @@ class SlyOperations(pyfuse3.Operations):
         self.handles: dict[int, Any] = {}
         self._next_fh = 1
         self.staged_dirs: dict[Path, int] = {}  # staging folder -> its inode, to invalidate entries in it
+        self._listings: OrderedDict[tuple[str, ...], Listing] = OrderedDict()  # the latest, by folder
+        self._listed = 0  # entries in self._listings
 
     # ---- helpers ---------------------------------------------------------------------------------
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -281,24 +301,43 @@ class SlyOperations(pyfuse3.Operations):
         node = entry.node
         if not isinstance(node, DirNode):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
+        path = entry.path
+        previous = self._listings.get(path)
 
-        def snapshot() -> list[tuple[str, pyfuse3.EntryAttributes, Node]]:
+        def snapshot() -> Listing:
             # One listing per opendir: readdir cookies index into it, so they stay valid
-            # even if the platform changes while `ls` pages through.
-            return [(c.name, self.node_attrs(c, 0), c) for c in node.children()]
+            # even if the platform changes while `ls` pages through. A folder whose listing is
+            # cached (the very same list of nodes) reuses the entries made for it last time.
+            children = node.children()
+            if previous is not None and previous.children is children:
+                return previous
+            return Listing(children, [DirEntry(os.fsencode(c.name), self.node_attrs(c, 0), c, path + (c.name,))
+                                      for c in children])
 
-        return self._new_handle(DirHandle(entry.path, await self.run(snapshot)))
+        listing = await self.run(snapshot)
+        self._keep_listing(path, listing)
+        return self._new_handle(DirHandle(path, listing.entries))
+
+    def _keep_listing(self, path: tuple[str, ...], listing: Listing) -> None:
+        """Remember the latest listings, least recently listed dropped past LISTED_ENTRIES_KEPT entries."""
+        old = self._listings.pop(path, None)
+        self._listed -= len(old.entries) if old else 0
+        self._listings[path] = listing
+        self._listed += len(listing.entries)
+        while self._listed > LISTED_ENTRIES_KEPT and len(self._listings) > 1:
+            _, dropped = self._listings.popitem(last=False)
+            self._listed -= len(dropped.entries)
 
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle: DirHandle = self.handles[fh]
-        for i in range(start_id, len(handle.entries)):
-            name, attrs, node = handle.entries[i]
-            path = handle.path + (name,)
-            ino = self._inode_for(path)
-            attrs.st_ino = ino
-            if not pyfuse3.readdir_reply(token, os.fsencode(name), attrs, i + 1):
+        entries = handle.entries
+        for i in range(start_id, len(entries)):
+            e = entries[i]
+            ino = self._inode_for(e.path)
+            e.attrs.st_ino = ino
+            if not pyfuse3.readdir_reply(token, e.name, e.attrs, i + 1):
                 return
-            self._register(node, path)
+            self._register(e.node, e.path)
             self.entries[ino].lookups += 1
 
     async def releasedir(self, fh: int) -> None:
