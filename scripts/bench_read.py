@@ -178,10 +178,21 @@ def main() -> None:
         results["cp_local"] = statistics.median(copy_time(local, dest) for _ in range(args.rounds))
         rss = peak_rss_mb(proc.pid)
 
-    # Fresh mounts, the store's files in the page cache: the first read through FUSE, then again;
-    # and `cp -r sly/` from a fresh mount. Medians over rounds: this machine's timings vary by 2x.
+    img_bytes = du_bytes(local / "ds" / "img")
+    n_img = sum(1 for _ in (local / "ds" / "img").iterdir())
+    sly_bytes = du_bytes(local)
+    blob_mb = min(max(64, img_bytes >> 20), 2048)
+    mean = img_bytes // n_img
+    null_mp = work / "null"
+    null_mp.mkdir(exist_ok=True)
+
+    # Rounds, each side by side: a fresh mount with the store's files in the page cache (the first
+    # read through FUSE, then again, then the annotations), the ceilings from a trivial in-memory
+    # pyfuse3 filesystem (dd of one large file with 128 KiB buffered reads; the same number of files
+    # of the images' mean size read like the images), and `cp -r sly/` from another fresh mount.
+    # Ratios are taken within a round and the median reported: this machine's speed drifts by 2x.
     read_all(store_root / "blobs")
-    first_s, again_s, ann_s, cp_s = [], [], [], []
+    first_s, again_s, ann_s, cp_s, dd_s, null_first_s, null_again_s = [], [], [], [], [], [], []
     for _ in range(args.rounds):
         with slyfs_mount(mp, store_root, work) as proc:
             timed(["ls", "-l", str(img)])
@@ -189,24 +200,6 @@ def main() -> None:
             again_s.append(min(read_all(img) for _ in range(2)))
             ann_s.append(read_all(sly / "ds" / "ann"))
             rss = max(rss, peak_rss_mb(proc.pid))
-        with slyfs_mount(mp, store_root, work) as proc:
-            cp_s.append(copy_time(sly, dest))
-    results["img_mount_first"] = statistics.median(first_s)
-    results["img_mount_warm"] = statistics.median(again_s)
-    results["ann_mount_first"] = statistics.median(ann_s)
-    results["cp_mount"] = statistics.median(cp_s)
-    img_bytes = du_bytes(local / "ds" / "img")
-    n_img = sum(1 for _ in (local / "ds" / "img").iterdir())
-    sly_bytes = du_bytes(local)
-
-    # The ceilings, from a trivial in-memory pyfuse3 filesystem: dd of one large file (128 KiB
-    # buffered reads), and the same number of files of the images' mean size read like the images.
-    null_mp = work / "null"
-    null_mp.mkdir(exist_ok=True)
-    blob_mb = min(max(64, img_bytes >> 20), 2048)
-    mean = img_bytes // n_img
-    dd_s, null_first_s, null_again_s = [], [], []
-    for _ in range(args.rounds):
         null = subprocess.Popen([PY, str(ROOT / "scripts" / "nullfs.py"), str(null_mp), "--blob-mb", str(blob_mb),
                                  "--files", str(n_img), "--file-size", str(mean)])
         try:
@@ -218,10 +211,24 @@ def main() -> None:
         finally:
             subprocess.run(["fusermount3", "-u", str(null_mp)], check=False)
             null.wait(30)
+        with slyfs_mount(mp, store_root, work) as proc:
+            cp_s.append(copy_time(sly, dest))
+    shutil.rmtree(dest, ignore_errors=True)
+    dd_bytes = (blob_mb << 20) / img_bytes  # the dd file's size relative to the images'
+
+    def ratio(ours: list[float], theirs: list[float], scale: float = 1.0) -> float:
+        """Median over rounds of our speed relative to theirs (same bytes unless scaled)."""
+        return statistics.median(t * scale / o for o, t in zip(ours, theirs, strict=True))
+
+    results["img_mount_first"] = statistics.median(first_s)
+    results["img_mount_warm"] = statistics.median(again_s)
+    results["ann_mount_first"] = statistics.median(ann_s)
+    results["cp_mount"] = statistics.median(cp_s)
     results["dd_null"] = statistics.median(dd_s)
     results["files_null_first"] = statistics.median(null_first_s)
     results["files_null_warm"] = statistics.median(null_again_s)
-    shutil.rmtree(dest, ignore_errors=True)
+    vs_dd, vs_null = ratio(first_s, dd_s, 1 / dd_bytes), ratio(first_s, null_first_s)
+    vs_null_again = ratio(again_s, null_again_s)
 
     mb = img_bytes / 1e6
 
@@ -240,10 +247,10 @@ def main() -> None:
           f"{n_img} files of {mean / 1e3:.0f} KB read like the images: {null_first:.0f} MB/s first, "
           f"{null_warm:.0f} MB/s again")
     print(f"first read of every image (store files in the page cache): {first:.0f} MB/s "
-          f"({1e3 * results['img_mount_first'] / n_img:.2f} ms a file) -> {100 * first / dd:.0f}% of dd, "
-          f"{100 * first / null_first:.0f}% of the same files from the trivial fs")
+          f"({1e3 * results['img_mount_first'] / n_img:.2f} ms a file) -> {100 * vs_dd:.0f}% of dd, "
+          f"{100 * vs_null:.0f}% of the same files from the trivial fs (medians of per-round ratios)")
     print(f"re-read (page cache): {warm:.0f} MB/s; local disk (page cache) {rate('img_local_warm'):.0f} MB/s -> "
-          f"{warm / rate('img_local_warm'):.2f}x; {100 * warm / null_warm:.0f}% of the trivial fs re-read")
+          f"{warm / rate('img_local_warm'):.2f}x; {100 * vs_null_again:.0f}% of the trivial fs re-read")
     print(f"from disk (page cache dropped): mount {rate('img_mount_disk'):.0f} MB/s, local disk "
           f"{rate('img_local_disk'):.0f} MB/s -> {rate('img_mount_disk') / rate('img_local_disk'):.2f}x")
     print(f"annotations, first read: {results['ann_mount_first']:.2f} s for {n_img} files")
