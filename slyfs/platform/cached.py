@@ -378,9 +378,13 @@ class CachedPlatform:
 
     def _fetch_now(self, image: ImageInfo) -> None:
         """Fetch one image into the disk cache, or wait for the fetch already bringing it."""
+        assert self._blobs is not None and image.hash
         with self._pos_lock:
             pending = self._inflight.get(image.id)
             if pending is None:
+                # A fetch may have finished since the caller missed: it caches before it leaves _inflight.
+                if self._blobs.has(blob_key(image.hash)):
+                    return
                 self._inflight[image.id] = threading.Event()
         if pending is not None:
             pending.wait(INFLIGHT_WAIT_SECONDS)
