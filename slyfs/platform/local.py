@@ -403,17 +403,13 @@ class LocalStore(Platform):
         return ImageInfo(**cls._image_fields(row))
 
     def iter_images(self, dataset_id: int, page_size: int = 500) -> Iterator[ImageInfo]:
-        last = 0
+        last: int | None = None
         while True:
-            rows = self._db.execute(
-                self._IMAGE_SQL + " WHERE i.dataset_id=? AND i.id>? ORDER BY i.id LIMIT ?",
-                (dataset_id, last, page_size),
-            ).fetchall()
-            for r in rows:
-                yield self._image(r)
-            if len(rows) < page_size:
+            page = self.images_page([dataset_id], after=last, limit=page_size)
+            yield from page
+            if len(page) < page_size:
                 return
-            last = rows[-1]["id"]
+            last = page[-1].id
 
     # Pages cut by the index on (dataset_id, id), for list requests: a page costs its own rows,
     # not the whole dataset's.
@@ -471,14 +467,14 @@ class LocalStore(Platform):
         return self._image(self._one(self._IMAGE_SQL + " WHERE i.id=?", (image_id,), f"image {image_id}"))
 
     def blob_path(self, hash_b64: str) -> Path:
+        return Path(self._blob_file(hash_b64))
+
+    def _blob_file(self, hash_b64: str) -> str:
         h = hex_of(hash_b64)
-        return self.root / "blobs" / h[:2] / h
+        return f"{self._blob_root}/{h[:2]}/{h}"
 
     def local_path(self, image: ImageInfo) -> str | None:
-        if not image.hash:
-            return None
-        h = hex_of(image.hash)
-        return f"{self._blob_root}/{h[:2]}/{h}"
+        return self._blob_file(image.hash) if image.hash else None
 
     def read_image(self, image_id: int, offset: int = 0, size: int = -1) -> bytes:
         row = self._one("SELECT hash, link FROM images WHERE id=?", (image_id,), f"image {image_id}")
