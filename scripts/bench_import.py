@@ -323,7 +323,7 @@ def bench_formats(work: Path, n_images: int) -> list[dict[str, Any]]:
         server.close()
     archive = work / "voc.zip"
     shutil.make_archive(str(work / "voc"), "zip", data["voc"])
-    from slyfs.importers.archives import unpack_archive
+    from slyfs.imports.archives import unpack_archive
 
     t1 = time.perf_counter()
     out = unpack_archive(archive)
@@ -345,15 +345,15 @@ def peak_rss_mb() -> float:
 
 def measure_conversion(folder: Path, check_images: bool = True) -> dict[str, Any]:
     """detect + convert + the validation pass (what runs before the first upload call), in this process."""
-    from slyfs.importers import coco
-    from slyfs.importers.detect import REGISTRY, detect_format
-    from slyfs.importers.validate import validate_project
+    from slyfs.formats.coco import importer as coco
+    from slyfs.imports.detect import detect_format, importers
+    from slyfs.imports.validate import validate_project
 
     t0 = time.perf_counter()
     fmt = detect_format(folder)
     t1 = time.perf_counter()
     project = coco.convert(folder, check_images=False) if fmt == "coco" and not check_images \
-        else REGISTRY[fmt].convert(folder)
+        else importers()[fmt].convert(folder)
     t2 = time.perf_counter()
     check = validate_project(project)
     t3 = time.perf_counter()
@@ -383,8 +383,8 @@ def make_tiny_images(folder: Path, n_images: int) -> None:
 def measure_import(folder: Path, store_root: Path) -> dict[str, Any]:
     """The whole import of a COCO folder into a fresh local store: validation pass (spooling what it
     accepts), then the upload of every image and annotation; image files trusted (not decoded)."""
-    from slyfs.importers import coco
-    from slyfs.importers.upload import upload_project
+    from slyfs.formats.coco import importer as coco
+    from slyfs.imports.upload import upload_project
     from slyfs.platform.local import LocalStore
 
     shutil.rmtree(store_root, ignore_errors=True)

@@ -23,4 +23,4 @@ The demo project is mounted. Look at:
 
 Unmount with:  $(pwd)/.venv/bin/slyfs unmount $MNT      (or: fusermount3 -u $MNT)
 MSG
-find "$P" -maxdepth 3 | head -20
+find "$P" -maxdepth 3 | awk 'NR <= 20'   # awk reads it all: no SIGPIPE under pipefail

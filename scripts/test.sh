@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-.venv/bin/ruff check slyfs tests scripts
+.venv/bin/ruff check slyfs tests scripts examples
+.venv/bin/lint-imports          # layers and format independence: [tool.importlinter] in pyproject.toml
+.venv/bin/mypy                  # the files listed under [tool.mypy] in pyproject.toml
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import platformdirs
 
-COMMANDS = ("mount", "unmount", "status", "serve", "demo")
+COMMANDS = ("mount", "unmount", "status", "serve", "demo", "formats")
 
 
 def parse_size(text: str) -> int:
@@ -85,13 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("mountpoint", type=Path)
 
     s = sub.add_parser("serve", help="serve a local store over the Supervisely HTTP API")
-    s.add_argument("--store", type=Path)
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--store", type=Path, help="store directory (default: $SLYFS_STORE or ~/.local/share/slyfs)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--token")
-    s.add_argument("--token-file", type=Path)
+    tokens = s.add_mutually_exclusive_group()
+    tokens.add_argument("--token", help="API token clients must send (visible in `ps`; prefer --token-file)")
+    tokens.add_argument("--token-file", type=Path, help="file holding the API token")
+    s.add_argument("--create", action="store_true", help="create an empty store if there is none")
     s.add_argument("--faults", help="FOR TESTING ONLY: inject faults, e.g. rate=0.2,seed=1,kinds=500+503+429")
     s.add_argument("-v", "--verbose", action="store_true")
+
+    sub.add_parser("formats", help="list the formats: name, direction, project types, where each comes from")
 
     d = sub.add_parser("demo", help="seed a demo team/workspace/project in a local store")
     d.add_argument("--store", type=Path)
@@ -141,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "formats":
+            return cmd_formats(args)
     except KeyboardInterrupt:
         return 130
     return 2
@@ -151,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def open_platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The HTTP client when a server is configured (options, env, ~/supervisely.env), else the store."""
-    from slyfs.platform.http import SuperviselyClient, resolve_server
+    from slyfs.platform.config import resolve_server
+    from slyfs.platform.http import SuperviselyClient
     from slyfs.platform.local import LocalStore, default_store_dir
 
     remote = None if args.store else resolve_server(args.server, args.token, args.token_file)
@@ -207,12 +214,12 @@ def spawn_background(args: argparse.Namespace, mountpoint: Path) -> int:
 
 
 def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) -> int:
-    from slyfs.fs.dropzone import DropZone
+    from slyfs.catalog.tree import RootDir
     from slyfs.fs.mount import MountError, pidfile_for, register_mount, serve_forever
+    from slyfs.imports.dropzone import DropZone
     from slyfs.platform.base import PlatformError
     from slyfs.platform.cached import CachedPlatform
-    from slyfs.views.root import RootDir
-    from slyfs.views.tree import ViewContext
+    from slyfs.vfs.context import ViewContext
 
     try:
         platform, token = open_platform(args)
@@ -223,7 +230,7 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
     cached = CachedPlatform(platform, ttl=args.ttl, blob_cache_dir=blob_dir, blob_cache_bytes=args.cache_size)
     import shutil
 
-    from slyfs.views.common import SpillStore
+    from slyfs.vfs.spill import SpillStore
 
     renders = args.cache_dir / "renders"
     shutil.rmtree(renders, ignore_errors=True)  # keyed in memory only: an earlier mount's files are unknown
@@ -265,7 +272,7 @@ def cmd_unmount(args: argparse.Namespace) -> int:
 
 def read_token(args: argparse.Namespace) -> str | None:
     if getattr(args, "token_file", None):
-        return args.token_file.read_text().strip()
+        return args.token_file.read_text(encoding="utf-8").strip()
     return args.token
 
 
@@ -274,17 +281,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from slyfs.platform.local import default_store_dir
     from slyfs.server import run_server
 
-    token = read_token(args) or os.environ.get("API_TOKEN")
+    try:
+        token = read_token(args) or os.environ.get("SLYFS_SERVE_TOKEN") or os.environ.get("API_TOKEN")
+    except OSError as e:
+        print(f"slyfs: cannot read the token file {args.token_file}: {e.strerror}", file=sys.stderr)
+        return 2
     if not token:
-        print("slyfs: serve needs --token, --token-file or $API_TOKEN", file=sys.stderr)
+        print("slyfs: serve needs --token-file FILE (or --token, $SLYFS_SERVE_TOKEN, $API_TOKEN)", file=sys.stderr)
         return 2
     setup_logging(args.verbose, token)
     try:
         run_server(args.store or default_store_dir(), host=args.host, port=args.port, token=token,
-                   faults=args.faults)
+                   faults=args.faults, create=args.create, log_level="debug" if args.verbose else "info")
     except (PlatformError, ValueError) as e:
         print(f"slyfs: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_formats(args: argparse.Namespace) -> int:
+    """One line per registered format: name, directions, project types, where it comes from."""
+    from slyfs.formats.registry import registry
+
+    rows = [(f.name, f.directions, ",".join(sorted(f.project_types)), f.origin, f.title) for f in registry().formats]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)] if rows else [0] * 4
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
     return 0
 
 

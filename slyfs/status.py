@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from slyfs.fs.mount import running_mounts
-from slyfs.importers.jobs import DONE, FAILED, PENDING, RUNNING, Job, JobStore, iso, progress_bar
+from slyfs.imports.jobs import DONE, FAILED, PENDING, RUNNING, Job, JobStore, iso, progress_bar
 
 
 def staging_dirs(args: argparse.Namespace) -> list[Path]:

@@ -31,8 +31,9 @@ def platform(request: pytest.FixtureRequest, store: LocalStore) -> Iterator[Plat
     if request.param == "local":
         yield store
         return
-    served = pytest.importorskip("tests.helpers.serve", reason="slyfs serve not built yet")
-    with served.serve_store(store.root) as server:
+    from tests.helpers.serve import serve_store
+
+    with serve_store(store.root) as server:
         client = server.client()
         yield client
         client.close()

@@ -606,7 +606,7 @@ def test_concurrent_readers_and_faults_get_the_right_bytes(
 
 # ---- configuration -----------------------------------------------------------------------------------
 def test_annotations_cross_the_wire_as_the_platform_sends_them(tmp_path: Path) -> None:
-    """Sub-pixel coordinates on the wire, alpha masks by figure id (spec/supervisely-api.md §3.4)."""
+    """Sub-pixel coordinates on the wire, alpha masks by figure id (docs/spec/supervisely-api.md §3.4)."""
     store = LocalStore(tmp_path / "store")
     ws = store.create_workspace(store.create_team("t").id, "ws")
     ds = store.create_dataset(store.create_project(ws.id, "p").id, "ds")

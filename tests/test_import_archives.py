@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slyfs.importers.archives import Limits, is_archive, unpack_archive, unpack_archives_in
-from slyfs.importers.base import ImportFailed
-from slyfs.importers.detect import convert_folder
+from slyfs.formats.imported import ImportFailed
+from slyfs.imports.archives import Limits, is_archive, unpack_archive, unpack_archives_in
+from slyfs.imports.detect import convert_folder
 from tests.helpers.images import image_bytes
 from tests.test_import_voc import FUZZ
 

@@ -12,10 +12,10 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from slyfs.importers import coco
-from slyfs.importers.base import ImportFailed
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.upload import dataset_paths, upload_project
+from slyfs.formats.coco import importer as coco
+from slyfs.formats.imported import ImportFailed
+from slyfs.imports.detect import convert_folder, detect_format
+from slyfs.imports.upload import dataset_paths, upload_project
 from slyfs.model import Annotation, ProjectMeta
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
@@ -344,8 +344,8 @@ SDK_PROJECT = Path(__file__).parent / "data" / "sdk_project"
 
 def write_coco_view(store: LocalStore, project_id: int, dest: Path) -> None:
     """What `cp -r <mount>/<project>/coco dest` yields: the view's files, built by its pure functions."""
-    views_coco = pytest.importorskip("slyfs.views.coco")
-    from slyfs.views.common import image_names
+    from slyfs.formats.coco import view as views_coco
+    from slyfs.formats.project import image_names
 
     meta = ProjectMeta.from_json(store.get_project_meta(project_id))
     (dest / "annotations").mkdir(parents=True)

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_color_lut
 
-from slyfs.importers.base import ImportedImage, ImportedProject
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.dicom import convert
+from slyfs.formats.dicom.importer import convert
+from slyfs.formats.imported import ImportedImage, ImportedProject
+from slyfs.imports.detect import convert_folder, detect_format
 from tests.test_import_voc import FUZZ, convert_problems, problems_of
 
 MR_VARIANTS = ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"]

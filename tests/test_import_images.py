@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from slyfs.importers import detect
-from slyfs.importers.base import Detection, ImportedProject, ImportFailed
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.upload import dataset_paths, upload_project
+from slyfs.formats.imported import Detection, ImportedProject, ImportFailed
+from slyfs.imports import detect
+from slyfs.imports.detect import convert_folder, detect_format
+from slyfs.imports.upload import dataset_paths, upload_project
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
 
@@ -85,9 +85,10 @@ def test_empty_folder(tmp_path: Path) -> None:
         detect_format(tmp_path)
     (problem,) = err.value.problems
     assert problem.path == ""
-    assert problem.problem.startswith("no supported dataset found (the folder is empty): looked for meta.json + "
-                                      "<ds>/ann (Supervisely), *.json with images/annotations/categories (COCO), "
-                                      "image files (.jpg .png ...)")
+    assert problem.problem.startswith("no supported dataset found (the folder is empty): looked for ")
+    for phrase in ("meta.json + <ds>/ann (Supervisely)", "*.json with images/annotations/categories (COCO)",
+                   "image files (.jpg .png ...)", "Annotations/*.xml or SegmentationClass/*.png (Pascal VOC)"):
+        assert phrase in problem.problem
 
 
 def test_folder_of_text_files(tmp_path: Path) -> None:
@@ -107,17 +108,15 @@ def test_junk_only_folder_is_empty(tmp_path: Path) -> None:
         detect_format(tmp_path)
 
 
-def test_a_tie_names_both_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tie_names_both_formats(tmp_path: Path) -> None:
     def importer(reason: str) -> types.SimpleNamespace:
         return types.SimpleNamespace(
             LOOKS_FOR=reason, detect=lambda folder: Detection(20, reason),
             convert=lambda folder: ImportedProject("x", {"classes": []}, []))
 
-    monkeypatch.setattr(detect, "REGISTRY", {})
-    detect.register("voc", importer("Annotations/*.xml"))
-    detect.register("yolo", importer("labels/*.txt"))
+    among = {"voc": importer("Annotations/*.xml"), "yolo": importer("labels/*.txt")}
     with pytest.raises(ImportFailed) as err:
-        detect_format(tmp_path)
+        detect_format(tmp_path, among)
     text = err.value.problems[0].problem
     assert "voc and yolo" in text and "Annotations/*.xml" in text and "labels/*.txt" in text
 

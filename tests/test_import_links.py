@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.upload import dataset_paths, upload_project
+from slyfs.imports.detect import convert_folder, detect_format
+from slyfs.imports.upload import dataset_paths, upload_project
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
 from tests.test_import_voc import FUZZ, convert_problems, workspace

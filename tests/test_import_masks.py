@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from slyfs.importers.base import ImportFailed
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.masks import parse_class_map
-from slyfs.importers.upload import upload_project
+from slyfs.formats.imported import ImportFailed
+from slyfs.formats.masks.importer import parse_class_map
+from slyfs.imports.detect import convert_folder, detect_format
+from slyfs.imports.upload import upload_project
 from slyfs.model import Bitmap
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
@@ -54,7 +54,7 @@ def test_whole_masks_view_is_a_supervisely_project(masks_view) -> None:  # type:
 def check_instance_round_trip(store: LocalStore, source: int, back: int) -> int:
     """Per class and image, the objects of `back` (imported from source's masks_instances) are exactly the
     view's instance masks (one object per file, overlaps kept); the number of objects compared."""
-    from slyfs.views.masks import instance_mask
+    from slyfs.formats.masks.view import instance_mask
 
     src_meta, src = stored(store, source)
     back_meta, got = stored(store, back)
@@ -85,7 +85,7 @@ def test_instance_masks_round_trip(masks_view) -> None:  # type: ignore[no-untyp
 def check_machine_round_trip(store: LocalStore, source: int, back: int) -> int:
     """One bitmap per class and image in `back` (imported from source's masks_machine), equal to the
     machine mask's pixels of that class; the number of objects compared."""
-    from slyfs.views.masks import machine_mask
+    from slyfs.formats.masks.view import machine_mask
 
     src_meta, src = stored(store, source)
     _, got = stored(store, back)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from slyfs.importers import sly
-from slyfs.importers.base import ImportFailed
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.upload import dataset_paths, upload_project
+from slyfs.formats.imported import ImportFailed
+from slyfs.formats.sly import importer as sly
+from slyfs.imports.detect import convert_folder, detect_format
+from slyfs.imports.upload import dataset_paths, upload_project
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
 
@@ -179,13 +179,6 @@ def test_bad_meta_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(ImportFailed) as err:
         sly.convert(proj)
     assert str(err.value.problems[0]).startswith("meta.json: classes[0].shape: ")
-
-
-def test_unescape_keeps_literal_percent() -> None:
-    assert sly.unescape("50%25.png") == "50%.png"
-    assert sly.unescape("a%2Fb") == "a/b"
-    assert sly.unescape("100%.png") == "100%.png"
-    assert sly.unescape("%") == ""
 
 
 def test_missing_meta_is_not_imported_as_bare_images(tmp_path: Path) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from slyfs.importers.base import ImportedDataset, ImportedImage, ImportedProject, ImportFailed
-from slyfs.importers.detect import convert_folder
-from slyfs.importers.upload import clean_annotation, dataset_paths, suffixed, upload_project
+from slyfs.formats.imported import ImportedDataset, ImportedImage, ImportedProject, ImportFailed
+from slyfs.imports.detect import convert_folder
+from slyfs.imports.upload import clean_annotation, dataset_paths, upload_project
 from slyfs.model.entities import ImageInfo, NewImage
 from slyfs.platform.local import LocalStore
+from slyfs.vfs.names import dedup_suffix as suffixed
 from tests.helpers.images import image_bytes
 
 

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from slyfs.importers import voc
-from slyfs.importers.base import ImportedProject, ImportFailed
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.upload import dataset_paths, upload_project
-from slyfs.importers.validate import validate_project
+from slyfs.formats.imported import ImportedProject, ImportFailed
+from slyfs.formats.voc import importer as voc
+from slyfs.imports.detect import convert_folder, detect_format
+from slyfs.imports.upload import dataset_paths, upload_project
+from slyfs.imports.validate import validate_project
 from slyfs.model import Annotation, Bitmap, Point, ProjectMeta, Rectangle
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
@@ -91,7 +91,7 @@ def union(objects: list[Any], h: int, w: int) -> np.ndarray:
 def check_voc_round_trip(store: LocalStore, source: int, back: int) -> int:
     """Boxes, class masks, colours and instance pairing of `back` (imported from source's voc/ view) equal
     the source's within what VOC holds; the number of boxes and masks compared."""
-    from slyfs.views.voc import segmentation_class
+    from slyfs.formats.voc.view import segmentation_class
 
     src_meta, src = stored(store, source)
     back_meta, got = stored(store, back)

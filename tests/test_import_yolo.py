@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slyfs.importers.base import ImportFailed
-from slyfs.importers.detect import convert_folder, detect_format
-from slyfs.importers.upload import upload_project
+from slyfs.formats.imported import ImportFailed
+from slyfs.imports.detect import convert_folder, detect_format
+from slyfs.imports.upload import upload_project
 from slyfs.model import Graph, OrientedBBox, Point, Polygon, Rectangle
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes

@@ -21,6 +21,8 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
+from slyfs.formats.coco.view import bitmap_window, coco_dataset, object_instance, outline, rle
+from slyfs.formats.project import image_names
 from slyfs.model import (
     AnnObject,
     Annotation,
@@ -34,8 +36,6 @@ from slyfs.model import (
     parse_geometry,
 )
 from slyfs.platform.local import LocalStore
-from slyfs.views.coco import bitmap_window, coco_dataset, object_instance, outline, rle
-from slyfs.views.common import image_names
 from tests.helpers.sdk import SDK_PYTHON
 from tests.test_views_common import SDK_PROJECT, load_sly_folder, project_view, read_all, walk
 

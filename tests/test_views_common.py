@@ -11,18 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from slyfs.formats.project import flat_names, stem_names
 from slyfs.model.entities import Dataset
 from slyfs.platform.cached import CachedPlatform
 from slyfs.platform.local import LocalStore
-from slyfs.views.common import (
-    encode_jpeg_exact,
-    encode_png,
-    flat_names,
-    jpeg_size,
-    png_size,
-    stem_names,
-)
-from slyfs.views.tree import DirNode, FileNode, Node, RenderCache, ViewContext
+from slyfs.vfs.cache import RenderCache
+from slyfs.vfs.context import ViewContext
+from slyfs.vfs.fixedsize import encode_jpeg_exact, encode_png, jpeg_size, png_size
+from slyfs.vfs.nodes import DirNode, FileNode, Node
 
 DATA = Path(__file__).parent / "data"
 SDK_PROJECT = DATA / "sdk_project"
@@ -168,14 +164,14 @@ def read_all(files: dict[str, FileNode]) -> dict[str, bytes]:
 
 
 def project_view(store: LocalStore, project_id: int, view: str) -> DirNode:
-    from slyfs.views.root import PROJECT_VIEWS
+    from slyfs.formats.registry import registry
 
-    return PROJECT_VIEWS[view](context(store), store.get_project(project_id))
+    return registry().view(view)(context(store), store.get_project(project_id))
 
 
 def test_large_renderings_are_spilled_to_disk_and_rendered_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                  ) -> None:
-    from slyfs.views import common
+    from slyfs.vfs import spill as common
 
     store = LocalStore(tmp_path / "store")
     ctx = ViewContext(CachedPlatform(store, ttl=60), renders=RenderCache(max_bytes=1000))

@@ -13,8 +13,8 @@ from PIL import Image
 
 from slyfs.model import AnnObject, Annotation, ProjectMeta, Rectangle
 from slyfs.platform.local import LocalStore
-from slyfs.views.common import png_size
-from slyfs.views.tree import DirNode, FileNode
+from slyfs.vfs.fixedsize import png_size
+from slyfs.vfs.nodes import DirNode, FileNode
 from tests.helpers.images import image_bytes
 from tests.test_views_common import SDK_PROJECT, context, load_sly_folder, project_view, read_all, walk
 
@@ -92,9 +92,9 @@ def test_masks_equal_the_rasterized_classes(sdk_store: tuple[LocalStore, int]) -
 def test_sizes_are_known_without_rendering(sdk_store: tuple[LocalStore, int]) -> None:
     store, pid = sdk_store
     ctx = context(store)
-    from slyfs.views.root import PROJECT_VIEWS
+    from slyfs.formats.registry import registry
 
-    view = PROJECT_VIEWS["masks"](ctx, store.get_project(pid))
+    view = registry().view("masks")(ctx, store.get_project(pid))
     files = walk(view)
     fixed = {p: f.size for p, f in files.items() if "/masks_machine/" in p or "/masks_human/" in p}
     assert fixed and not ctx.renders._cache  # nothing rendered to answer `ls -l`

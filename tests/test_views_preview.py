@@ -9,11 +9,11 @@ import io
 import numpy as np
 from PIL import Image
 
+from slyfs.formats.preview.view import draw_preview
+from slyfs.formats.registry import registry
 from slyfs.model import AnnObject, Annotation, ProjectMeta, Rectangle
 from slyfs.platform.local import LocalStore
-from slyfs.views.common import jpeg_size
-from slyfs.views.preview import draw_preview
-from slyfs.views.root import PROJECT_VIEWS
+from slyfs.vfs.fixedsize import jpeg_size
 from tests.helpers.images import image_bytes
 from tests.test_views_common import SDK_PROJECT, context, load_sly_folder, walk
 
@@ -29,7 +29,7 @@ def smooth_image(width: int, height: int) -> bytes:
 def test_previews_have_fixed_sizes_and_show_labels(store: LocalStore) -> None:
     pid = load_sly_folder(store, SDK_PROJECT)
     ctx = context(store)
-    files = walk(PROJECT_VIEWS["preview"](ctx, store.get_project(pid)))
+    files = walk(registry().view("preview")(ctx, store.get_project(pid)))
     images = {im.name: im for ds in store.list_datasets(pid) for im in store.iter_images(ds.id)}
     assert sorted(p.split("/", 1)[1] for p in files) == sorted(f"{n}.jpg" for n in images)
     sizes = {p: f.size for p, f in files.items()}
@@ -42,7 +42,7 @@ def test_previews_have_fixed_sizes_and_show_labels(store: LocalStore) -> None:
         pic = Image.open(io.BytesIO(data))
         pic.load()
         assert pic.format == "JPEG" and pic.size == (im.width, im.height)
-    again = walk(PROJECT_VIEWS["preview"](context(store), store.get_project(pid)))
+    again = walk(registry().view("preview")(context(store), store.get_project(pid)))
     for path, f in files.items():
         assert again[path].read(0, 1 << 30) == f.read(0, 1 << 30)
 
@@ -68,7 +68,7 @@ def test_unlabelled_and_odd_images(store: LocalStore) -> None:
     store.update_project_meta(p.id, {"classes": []})
     ds = store.create_dataset(p.id, "d")
     store.add_images_bytes(ds.id, [("tiny.png", image_bytes(1, 1)), ("gray.png", gray_png(33, 17))])
-    files = walk(PROJECT_VIEWS["preview"](context(store), store.get_project(p.id)))
+    files = walk(registry().view("preview")(context(store), store.get_project(p.id)))
     for name, (w, h) in {"d/tiny.png.jpg": (1, 1), "d/gray.png.jpg": (33, 17)}.items():
         data = files[name].read(0, 1 << 30)
         assert len(data) == files[name].size == jpeg_size(w, h)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from slyfs.formats.voc.layout import voc_colormap
 from slyfs.model import AnnObject, Annotation, ProjectMeta, Rectangle
 from slyfs.platform.local import LocalStore
-from slyfs.views.voc import voc_colormap
 from tests.helpers.images import image_bytes
 from tests.test_views_common import SDK_PROJECT, load_sly_folder, project_view, read_all, walk
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from slyfs.formats.yolo.view import label_text
 from slyfs.model import AnnObject, Annotation, Bitmap, Graph, Polygon, ProjectMeta, Rectangle
 from slyfs.platform.local import LocalStore
-from slyfs.views.yolo import label_text
 from tests.helpers.images import image_bytes
 from tests.test_views_common import SDK_PROJECT, load_sly_folder, project_view, read_all, walk
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from slyfs.fs.dropzone import DropZone
 from slyfs.fs.operations import SlyOperations
-from slyfs.views.tree import DirNode
+from slyfs.vfs.nodes import DirNode
+from slyfs.vfs.staged import WritableArea
 
 log = logging.getLogger("slyfs.mount")
 
@@ -73,7 +73,7 @@ def serve_forever(
     options: list[str],
     ready: Callable[[], None] | None = None,
     background: list[Callable[[], Awaitable[None]]] | None = None,
-    zone: DropZone | None = None,
+    zone: WritableArea | None = None,
 ) -> None:
     """Mount, call `ready`, serve until unmounted or signalled, then unmount.
 
@@ -105,7 +105,7 @@ def serve_forever(
 
 async def _main(
     ready: Callable[[], None] | None,
-    old_mask: set[signal.Signals],
+    old_mask: set[int | signal.Signals],
     background: list[Callable[[], Awaitable[None]]],
 ) -> None:
     async with trio.open_nursery() as nursery:

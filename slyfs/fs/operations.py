@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 import pyfuse3
 import trio
 
-from slyfs.fs.dropzone import READ_ONLY_NAMES, StagedDir, StagedFile
+from slyfs.fs.errors import errno_boundary
 from slyfs.platform.base import NotFound
-from slyfs.views.tree import DirNode, FileNode, Node
+from slyfs.vfs.nodes import DirNode, FileNode, Node
+from slyfs.vfs.staged import StagedDir, StagedFile
 
 log = logging.getLogger("slyfs.fs")
 T = TypeVar("T")
@@ -69,6 +70,7 @@ class DirHandle:
     entries: list[DirEntry]
 
 
+@errno_boundary
 class SlyOperations(pyfuse3.Operations):
     """Read-only FUSE operations over a tree of view nodes."""
 
@@ -89,22 +91,8 @@ class SlyOperations(pyfuse3.Operations):
 
     # ---- helpers ---------------------------------------------------------------------------------
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking call in a worker thread; platform faults become errnos, with a log line."""
-        try:
-            return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
-        except pyfuse3.FUSEError:
-            raise
-        except NotFound as e:
-            log.debug("not found: %s", e)
-            raise pyfuse3.FUSEError(errno.ENOENT) from e
-        except OSError as e:
-            if e.errno:  # local disk (staging): ENOSPC, EEXIST, ENOTEMPTY ... reach the caller as they are
-                raise pyfuse3.FUSEError(e.errno) from e
-            log.error("EIO: %s: %s", type(e).__name__, e)
-            raise pyfuse3.FUSEError(errno.EIO) from e
-        except Exception as e:
-            log.error("EIO: %s: %s", type(e).__name__, e)
-            raise pyfuse3.FUSEError(errno.EIO) from e
+        """Run a blocking call in a worker thread; what it raises reaches the handler's errno boundary."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     def _inode_for(self, path: tuple[str, ...]) -> int:
         """Stable numbers: derived from the path, so the same file keeps its inode for the
@@ -275,7 +263,7 @@ class SlyOperations(pyfuse3.Operations):
             return None
         return self.attrs(node, inode)
 
-    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for inode, n in inode_list:
             entry = self.entries.get(inode)
             if entry is None or inode == pyfuse3.ROOT_INODE:
@@ -378,7 +366,7 @@ class SlyOperations(pyfuse3.Operations):
         if not data:
             return
         try:
-            pyfuse3.notify_store(inode, 0, data)
+            pyfuse3.notify_store(inode, 0, data if isinstance(data, bytes) else bytes(data))
         except OSError as e:  # only a missed shortcut: reads fetch the bytes instead
             log.debug("notify_store of inode %d: %s", inode, e)
 
@@ -461,7 +449,7 @@ class SlyOperations(pyfuse3.Operations):
         parent, pdir = await self._staged_dir(parent_inode)
         sname = self._component(name)
         path = pdir.path / sname
-        if sname in READ_ONLY_NAMES:
+        if pdir.zone.reserved(sname):
             raise pyfuse3.FUSEError(errno.EACCES)
 
         def make() -> tuple[int, StagedFile]:
@@ -507,7 +495,7 @@ class SlyOperations(pyfuse3.Operations):
         new_parent, ndir = await self._staged_dir(parent_inode_new)
         old_name, new_name = self._component(name_old), self._component(name_new)
         src, dst = odir.path / old_name, ndir.path / new_name
-        if new_name in READ_ONLY_NAMES or old_name in READ_ONLY_NAMES:
+        if ndir.zone.reserved(new_name) or odir.zone.reserved(old_name):
             raise pyfuse3.FUSEError(errno.EACCES)
         if flags & RENAME_EXCHANGE:
             raise pyfuse3.FUSEError(errno.EINVAL)

@@ -7,7 +7,7 @@ rectangle's right/bottom edge is the far side of its last pixel (+1). Since SDK 
 converts on every upload (`Annotation._to_subpixel_coordinate_system_json`) and download
 (`Annotation._to_pixel_coordinate_system_json`).
 
-slyfs's convention (see spec/supervisely-api.md §3.4):
+slyfs's convention (see docs/spec/supervisely-api.md §3.4):
 - the Platform interface (local store, HTTP client, views, importers) speaks **pixel** coordinates,
   what files on disk hold;
 - the wire speaks **sub-pixel**: `slyfs serve` converts with `to_subpixel` when it answers

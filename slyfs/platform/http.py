@@ -1,6 +1,6 @@
 """The Supervisely public API v3 over HTTP: `SuperviselyClient`, a Platform.
 
-It speaks the API the way the official SDK does (see spec/supervisely-api.md): POST with a
+It speaks the API the way the official SDK does (see docs/spec/supervisely-api.md): POST with a
 JSON body to `<server>/public/api/v3/<method>`, `x-api-key` auth, lists paged with
 `{total, perPage, pagesCount, entities}`, bulk calls in batches of 50, bytes uploaded
 content-addressed (hashes first, then only the missing bytes), bulk downloads as multipart.
@@ -18,7 +18,7 @@ What it adds for a filesystem, where a call must never hang:
 - the token is sent only in the `x-api-key` header: it is redacted from every message this
   module builds, and never logged.
 
-Annotations cross the wire as the SDK sends and reads them (spec/supervisely-api.md §3.4):
+Annotations cross the wire as the SDK sends and reads them (docs/spec/supervisely-api.md §3.4):
 the Platform interface speaks pixel coordinates, the API sub-pixel ones, so uploads go through
 `to_subpixel` and downloads through `to_pixel` (slyfs.model.coords, the SDK's own rules). Alpha
 masks and multipolygons are written through `figures.bulk.add` (+ `figures.bulk.upload.geometry`
@@ -681,8 +681,9 @@ class SuperviselyClient(Platform):
             return found[0]
         return Workspace.model_validate(answer)
 
-    def create_project(self, workspace_id: int, name: str, description: str = "") -> Project:
-        payload = {"name": name, "workspaceId": workspace_id, "description": description, "type": "images"}
+    def create_project(self, workspace_id: int, name: str, description: str = "", project_type: str = "images"
+                       ) -> Project:
+        payload = {"name": name, "workspaceId": workspace_id, "description": description, "type": project_type}
         try:
             answer = self._call("projects.add", payload)
         except _ConflictAfterRetry:

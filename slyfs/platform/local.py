@@ -235,7 +235,7 @@ class LocalStore(Platform):
 
     _PROJECT_SQL = """
         SELECT p.id, p.name, p.workspace_id, w.team_id, p.description, p.settings, p.custom_data,
-               p.created_at, p.updated_at,
+               p.created_at, p.updated_at, COALESCE(json_extract(p.meta, '$.projectType'), 'images') AS type,
                (SELECT COUNT(*) FROM datasets d WHERE d.project_id=p.id) AS datasets_count,
                (SELECT COUNT(*) FROM images i JOIN datasets d ON i.dataset_id=d.id
                  WHERE d.project_id=p.id) AS images_count
@@ -257,7 +257,9 @@ class LocalStore(Platform):
         row = self._one(self._PROJECT_SQL + " WHERE p.id=?", (project_id,), f"project {project_id}")
         return self._project(row)
 
-    def create_project(self, workspace_id: int, name: str, description: str = "") -> Project:
+    def create_project(self, workspace_id: int, name: str, description: str = "", project_type: str = "images"
+                       ) -> Project:
+        """A new, empty project; its type is its meta's `projectType`, as the platform's meta says."""
         ts = now_iso()
         with self._write() as db:
             self._exists(db, "workspaces", workspace_id)
@@ -268,7 +270,7 @@ class LocalStore(Platform):
             cur = db.execute(
                 "INSERT INTO projects(workspace_id, name, description, meta, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,?)",
-                (workspace_id, name, description, json.dumps(EMPTY_META), ts, ts),
+                (workspace_id, name, description, json.dumps({**EMPTY_META, "projectType": project_type}), ts, ts),
             )
         return self.get_project(cur.lastrowid or 0)
 

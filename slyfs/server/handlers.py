@@ -1,7 +1,7 @@
 """The API methods `slyfs serve` answers, each a blocking function of (store, call).
 
 The set is the spec's "minimal method set" for the official SDK's round trips plus what
-`SuperviselyClient` uses. Shapes follow spec/supervisely-api.md §3: camelCase infos straight
+`SuperviselyClient` uses. Shapes follow docs/spec/supervisely-api.md §3: camelCase infos straight
 from the store's entities, lists as `{total, perPage, pagesCount, entities}` sorted by id,
 `images.bulk.add` answered in request order, bulk downloads as streamed multipart.
 Unknown request keys are ignored, as a real server does.

@@ -1,6 +1,6 @@
 """`slyfs serve` as a real subprocess on 127.0.0.1, for tests of the HTTP client.
 
-`serve_store(root)` starts `python -m slyfs.server` on a free port, waits until it answers,
+`serve_store(root)` starts `slyfs serve` (the command users run) on a free port, waits until it answers,
 and yields a handle; `stop()` / `start()` take the same server down and up again on the
 same port ("server gone, then back").
 """
@@ -60,7 +60,7 @@ class ServedStore:
     def start(self) -> None:
         if self.running:
             return
-        cmd = [sys.executable, "-m", "slyfs.server", "--store", str(self.store_root), "--host", HOST,
+        cmd = [sys.executable, "-m", "slyfs", "serve", "--store", str(self.store_root), "--host", HOST,
                "--port", str(self.port), "--token-file", str(self._token_file)]
         if self.faults:
             cmd += ["--faults", self.faults]

@@ -1,0 +1,574 @@
+"""The `coco/` view: a project in the COCO 2017 layout.
+
+    coco/<dataset>/<image>                           the platform's image bytes
+    coco/annotations/instances_<dataset>.json        every area object of the dataset
+    coco/annotations/person_keypoints_<dataset>.json graph objects (only if the project has graph classes)
+
+Nested datasets are flattened: `train` > `night` is `train__night` (folder and file names agree);
+names that clash get `~2`, ... in dataset id order, and a dataset named `annotations` is
+`annotations~2` (the same flat names in coco/, yolo/, voc/ and preview/).
+
+What the files promise (and the official SDK's `to_coco` does not):
+- `categories`: every class of the meta, in meta order, ids 1..N; both files share the list.
+- `images[].id` is the platform image id; `annotations[].id` the platform object id where the
+  object has one (unique in the file), else `2**48 + (image_id << 16) + index` (stable while the
+  annotation is unchanged).
+- Every area object (rectangle, polygon, multipolygon, bitmap, alpha mask, oriented box) with at
+  least one pixel inside the image is one annotation whose `bbox` [x, y, w, h] is the tight box of
+  its raster (w = right - left + 1) and whose `area` is the raster's pixel count.
+- `segmentation` reproduces that raster exactly through pycocotools (`annToMask`):
+  rectangles are their four pixel-corner points; polygons without holes, multipolygons without
+  holes and oriented boxes are the outline of their raster traced along pixel edges (corner
+  coordinates, so `[0, 0, 3, 0, 3, 2, 0, 2]` is the 3x2 block at the origin) - not the original
+  vertices, whose rasterization by pycocotools differs from the platform's by a pixel along the
+  border; the original vertices are in `sly/`. Bitmaps, alpha masks (alpha > 0), polygons with
+  holes, and any raster whose outline would enclose a hole are compressed RLE (pycocotools).
+  `iscrowd` is 0.
+- Tags travel in `attributes`: `{tag name: value}` on images and annotations, `true` for tags
+  without a value, a list of values when a tag repeats.
+- Keypoints: category `keypoints` are the template's node labels in template order, `skeleton`
+  the template edges (1-based); per node `[x, y, v]` with v = 2 for an enabled node inside the
+  image, 1 for a disabled node, `[0, 0, 0]` for a missing one or one outside the image. `bbox`
+  is the tight pixel box of the labelled nodes, `segmentation` that box as a polygon, `area` its
+  pixel count.
+- Points, lines, cuboids and opaque shapes have no COCO form and are left out.
+- `info` and `licenses` are always written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import time
+import zlib
+from collections.abc import Hashable
+from datetime import UTC, datetime
+from typing import Any
+
+import cv2
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from slyfs.formats.project import (
+    ann_mtime,
+    ann_version,
+    attributes,
+    frame_size,
+    image_names,
+    parse_annotation,
+    project_inputs,
+)
+from slyfs.model.annotation import AnnObject, Annotation
+from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
+from slyfs.model.geometry import Bitmap, Graph, MultiPolygon, OrientedBBox, Polygon, Rectangle
+from slyfs.model.meta import ProjectMeta
+from slyfs.vfs.context import ViewContext
+from slyfs.vfs.files import ImageFile
+from slyfs.vfs.nodes import IndexedDir, Node
+from slyfs.vfs.spill import LargeRenderedFile
+
+log = logging.getLogger("slyfs.views.coco")
+SYNTHETIC_ID_BASE = 1 << 48
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LICENSE = {"id": 1, "name": "unknown (see the platform project)", "url": ""}
+
+
+# ---- pure functions: platform data -> COCO ----------------------------------------------------------
+
+
+def categories(meta: ProjectMeta, keypoints: bool = False) -> list[dict[str, Any]]:
+    """One category per class, meta order, ids 1..N; graph classes carry keypoints and skeleton
+    in the keypoints file."""
+    out = []
+    for i, c in enumerate(meta.classes, start=1):
+        cat: dict[str, Any] = {"id": i, "name": c.title, "supercategory": c.title}
+        if keypoints and c.shape == "graph":
+            keys, labels = _template(c.geometry_config)
+            index = {k: n for n, k in enumerate(keys, start=1)}
+            cat["keypoints"] = labels
+            cat["skeleton"] = [
+                [index[e["src"]], index[e["dst"]]]
+                for e in c.geometry_config.get("edges") or ()
+                if isinstance(e, dict) and e.get("src") in index and e.get("dst") in index
+            ]
+        out.append(cat)
+    return out
+
+
+def _template(config: dict[str, Any]) -> tuple[list[str], list[str]]:
+    nodes = config.get("nodes") or {}
+    keys = list(nodes)
+    labels = [str(nodes[k].get("label", k)) if isinstance(nodes[k], dict) else k for k in keys]
+    return keys, labels
+
+
+
+
+# --- the outline of a raster along pixel edges ---
+#
+# A COCO polygon that pycocotools rasterizes to exactly the platform's raster: the raster's own
+# outline along pixel edges, in pixel-corner coordinates. pycocotools fills polygons by the parity
+# of edge crossings at pixel centres, so a ring that follows pixel edges fills exactly the pixels
+# it encloses, even where it touches itself at a corner.
+#
+# OpenCV traces the *background* (the mask inverted, framed by a border of background): the
+# background counts as 8-connected there, so each hole of the framing background region is one
+# 4-connected part of the mask, and a background pocket that meets the outside only at a corner
+# belongs to the outside (it becomes a notch of the ring, not a hole). Any other background region
+# is a real hole of the mask: a polygon list cannot express it, so such masks are RLE. Each traced
+# border is a chain of background pixels with the mask on its right; each chain pixel contributes
+# the corners of its edges facing the mask, walked from the corner shared with the previous pixel
+# to the one shared with the next. Which corners those are depends only on the two steps
+# (previous -> pixel -> next): a table lookup, done for many objects at once.
+
+_CORNERS = np.array([(0, 0), (0, 1), (1, 1), (1, 0)])  # TL, BL, BR, TR: counter-clockwise on screen
+
+
+def _crack_table() -> tuple[np.ndarray, np.ndarray]:
+    """For every (step in, step out) code: how many corners a boundary pixel adds to the ring, and
+    their offsets from the pixel. The corner shared with the previous pixel is that pixel's last
+    one, so it is not repeated."""
+    entry = {(0, 1): 0, (1, 1): 0, (1, 0): 1, (1, -1): 1, (0, -1): 2, (-1, -1): 2, (-1, 0): 3, (-1, 1): 3}
+    leave = {(0, 1): 1, (1, 1): 2, (1, 0): 2, (1, -1): 3, (0, -1): 3, (-1, -1): 0, (-1, 0): 0, (-1, 1): 1}
+    table = np.zeros((81, 4, 2), dtype=np.int32)
+    count = np.zeros(81, dtype=np.int64)
+
+    def code(a: tuple[int, int], b: tuple[int, int]) -> int:
+        return ((a[0] + 1) * 3 + a[1] + 1) * 9 + (b[0] + 1) * 3 + b[1] + 1
+
+    for a, first in entry.items():
+        for b, last in leave.items():
+            n = (last - first) % 4
+            if b == (-a[0], -a[1]) and a[0] and a[1]:
+                n = 4  # the tip of a diagonal spike: all the way round the pixel
+            count[code(a, b)] = n
+            for j in range(n):
+                table[code(a, b), j] = _CORNERS[(first + 1 + j) % 4]
+    count[code((0, 0), (0, 0))] = 4  # a contour of one pixel: its four corners
+    table[code((0, 0), (0, 0))] = _CORNERS
+    return table, count
+
+
+_CRACK, _CRACK_COUNT = _crack_table()
+_CRACK_DX = np.ascontiguousarray(_CRACK[:, :, 0].ravel())
+_CRACK_DY = np.ascontiguousarray(_CRACK[:, :, 1].ravel())
+
+
+def _around(v: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The previous and next value of every element, cyclic within rings stored one after another."""
+    prev = np.empty_like(v)
+    prev[1:] = v[:-1]
+    prev[starts] = v[ends - 1]
+    nxt = np.empty_like(v)
+    nxt[:-1] = v[1:]
+    nxt[ends - 1] = v[starts]
+    return prev, nxt
+
+
+def contours_to_rings(contours: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV outer contours (each (n, 2) boundary pixels) -> pixel-corner rings, all at once: the
+    corner points (m, 2) and each ring's length. Collinear corners are dropped."""
+    lengths = np.array([len(c) for c in contours], dtype=np.int64)
+    pts = np.concatenate(contours)
+    x = np.ascontiguousarray(pts[:, 0], dtype=np.int32)
+    y = np.ascontiguousarray(pts[:, 1], dtype=np.int32)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    (xp, xn), (yp, yn) = _around(x, starts, ends), _around(y, starts, ends)
+    code = (x - xp) * 27 + (y - yp) * 9 + (xn - x) * 3 + (yn - y) + 40
+    count = _CRACK_COUNT[code]
+    owner = np.repeat(np.arange(x.size), count)
+    slot = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
+    entry = code[owner] * 4 + slot
+    cx, cy = x[owner] + _CRACK_DX[entry], y[owner] + _CRACK_DY[entry]
+    ring_len = np.add.reduceat(count, starts)
+    ring_ends = np.cumsum(ring_len)
+    ring_starts = ring_ends - ring_len
+    (cxp, cxn), (cyp, cyn) = _around(cx, ring_starts, ring_ends), _around(cy, ring_starts, ring_ends)
+    keep = (cx - cxp) * (cyn - cy) != (cy - cyp) * (cxn - cx)
+    ring = np.repeat(np.arange(lengths.size), ring_len)
+    return np.stack((cx[keep], cy[keep]), axis=1), np.bincount(ring[keep], minlength=lengths.size)
+
+
+def _ring_areas(corners: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Absolute shoelace area of each ring."""
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    x, y = corners[:, 0].astype(np.int64), corners[:, 1].astype(np.int64)
+    _, xn = _around(x, starts, ends)
+    _, yn = _around(y, starts, ends)
+    return np.abs(np.add.reduceat(x * yn - xn * y, starts)) / 2
+
+
+def _mask_borders(mask: np.ndarray) -> list[np.ndarray] | None:
+    """The traced background chains around each 4-connected part of the mask (in mask pixel
+    coordinates, may run one pixel outside it); None if the mask has a hole."""
+    h, w = mask.shape
+    framed = np.ones((h + 2, w + 2), dtype=np.uint8)
+    np.logical_not(mask, out=framed[1:-1, 1:-1].view(bool))
+    contours, hierarchy = cv2.findContours(framed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    parents = hierarchy[0][:, 3]
+    if np.count_nonzero(parents < 0) > 1:  # a background region apart from the framing one
+        return None
+    return [c.reshape(-1, 2) - 1 for c, parent in zip(contours, parents.tolist(), strict=True) if parent >= 0]
+
+
+def outline(mask: np.ndarray) -> list[np.ndarray] | None:
+    """The outline of a boolean mask as pixel-corner rings ((n, 2) arrays of `(x, y)`; pixel (r, c)
+    spans corners (c, r)..(c + 1, r + 1)), one per 4-connected part, that pycocotools fills back to
+    exactly `mask`; None if the mask has a hole, which a COCO polygon list cannot express."""
+    if not mask.any():
+        return []
+    borders = _mask_borders(mask)
+    if borders is None:
+        return None
+    corners, lengths = contours_to_rings(borders)
+    return np.split(corners, np.cumsum(lengths)[:-1])
+
+
+class OutlineBatch:
+    """Objects whose segmentation is their traced outline, converted together by `flush()`: per
+    object there is one OpenCV call; the table lookups run over all pending objects at once."""
+
+    FLUSH_POINTS = 400_000
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[dict[str, Any], np.ndarray, int, int, int, int, tuple[int, int]]] = []
+        self._contours: list[np.ndarray] = []
+        self._points = 0
+
+    def add(self, record: dict[str, Any], crop: np.ndarray, top: int, left: int, area: int,
+            height: int, width: int) -> None:
+        """Set `record["segmentation"]` for this crop at the next flush (now, to an RLE, if the
+        raster has a hole). `crop` is tight, has `area` pixels and sits at (top, left)."""
+        borders = _mask_borders(crop)
+        if borders is None:
+            record["segmentation"] = rle(crop, top, left, height, width)
+            return
+        shift = np.array((left, top), dtype=np.int32)
+        self._pending.append((record, crop, top, left, len(borders), area, (height, width)))
+        for border in borders:
+            self._contours.append(border + shift)
+            self._points += len(border)
+        if self._points > self.FLUSH_POINTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        corners, lengths = contours_to_rings(self._contours)
+        areas = _ring_areas(corners, lengths).tolist()
+        flat = corners.ravel().tolist()
+        offsets = np.concatenate(([0], np.cumsum(lengths) * 2)).tolist()
+        ring = 0
+        for record, crop, top, left, n, area, (height, width) in self._pending:
+            rings = [flat[offsets[k] : offsets[k + 1]] for k in range(ring, ring + n)]
+            traced = sum(areas[ring : ring + n])
+            ring += n
+            # The rings enclose exactly the raster's pixels; if they did not (a bug), the object
+            # would get an RLE rather than a polygon that is not its raster.
+            ok = traced == area and all(len(r) >= 8 for r in rings)
+            record["segmentation"] = rings if ok else rle(crop, top, left, height, width)
+        self._pending.clear()
+        self._contours.clear()
+        self._points = 0
+
+
+def rle_runs(crop: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """The uncompressed COCO RLE counts (whole image, column-major, starting with a run of zeros)
+    of a crop placed at (top, left), found on the crop's columns (each padded with a zero above and
+    below) and moved to image positions - without allocating the whole image."""
+    ch, cw = crop.shape
+    padded = np.zeros((cw, ch + 2), dtype=bool)
+    padded[:, 1:-1] = crop.T
+    flat = padded.ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    col, row = np.divmod(change, ch + 2)
+    positions = (left + col) * height + top + row - 1
+    # A run of ones from the bottom of a column into the top of the next is one run in the image.
+    joined = positions[1:] == positions[:-1]
+    if joined.any():
+        positions = positions[~(np.concatenate((joined, [False])) | np.concatenate(([False], joined)))]
+    runs = np.diff(np.concatenate(([0], positions, [height * width])))
+    return runs[:-1] if runs.size and runs[-1] == 0 else runs
+
+
+def rle(crop: np.ndarray, top: int, left: int, height: int, width: int) -> dict[str, Any]:
+    """Compressed COCO RLE (whole image) of a crop placed at (top, left): the same counts string
+    pycocotools' `encode` gives for the whole-image mask (pycocotools compresses our counts)."""
+    runs = rle_runs(crop, top, left, height, width).tolist()
+    encoded = coco_mask.frPyObjects({"counts": runs, "size": [height, width]}, height, width)
+    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
+
+
+def bitmap_window(geom: Bitmap, height: int, width: int) -> tuple[np.ndarray, int, int]:
+    """`geom.raster_window(height, width)`, decoding the SDK's own bitmap flavour (a palette PNG
+    with tRNS: pixel set = alpha != 0) with OpenCV, as the SDK itself reads it - several times
+    faster than the model's general decoder, which the COCO of a bitmap-heavy dataset spends a
+    quarter of its time in. Anything else (or any doubt) goes to the model."""
+    source = geom.source_json or {}
+    raw = source.get("bitmap") if isinstance(source, dict) else None
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if type(geom) is Bitmap and isinstance(data, str):
+        try:
+            png = zlib.decompress(base64.b64decode(data))
+        except (binascii.Error, zlib.error, ValueError):
+            png = b""
+        if png[:8] == _PNG_SIGNATURE and len(png) > 25 and png[25] == 3:  # IHDR colour type 3: palette
+            arr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+            if arr is not None and arr.ndim == 3 and arr.shape[2] == 4 and arr.shape[:2] == geom.shape:
+                return Bitmap(arr[:, :, 3] != 0, geom.origin).raster_window(height, width)
+    return geom.raster_window(height, width)
+
+
+def _tight(crop: np.ndarray) -> tuple[int, int, int, int] | None:
+    if crop.size and crop[0].any() and crop[-1].any() and crop[:, 0].any() and crop[:, -1].any():
+        return 0, 0, crop.shape[0] - 1, crop.shape[1] - 1
+    rows = np.flatnonzero(crop.any(axis=1))
+    if not rows.size:
+        return None
+    cols = np.flatnonzero(crop.any(axis=0))
+    return int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
+
+
+def _has_holes(geometry: Any) -> bool:
+    if isinstance(geometry, Polygon):
+        return bool(geometry.holes)
+    if isinstance(geometry, MultiPolygon):
+        return any(p.holes for p in geometry.parts)
+    return False
+
+
+def object_instance(obj: AnnObject, height: int, width: int, batch: OutlineBatch | None = None,
+                    into: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """`segmentation`, `area` and `bbox` of an area object (added to `into` if given), or None if it
+    has no COCO form here. With a `batch`, a traced-outline segmentation is filled in at the
+    batch's next flush."""
+    fields: dict[str, Any] = {} if into is None else into
+    geom = obj.geometry
+    if not geom.is_area:
+        return None
+    if isinstance(geom, Rectangle):
+        box = geom.bbox(height, width)
+        if box is None:
+            return None
+        t, lf, b, r = box
+        w, h = r - lf + 1, b - t + 1
+        fields.update(segmentation=[[lf, t, r + 1, t, r + 1, b + 1, lf, b + 1]], area=w * h, bbox=[lf, t, w, h])
+        return fields
+    crop, top, left = bitmap_window(geom, height, width) if type(geom) is Bitmap else geom.raster_window(height, width)
+    tight = _tight(crop)
+    if tight is None:
+        return None
+    t0, l0, b0, r0 = tight
+    crop = crop[t0 : b0 + 1, l0 : r0 + 1]
+    top, left = top + t0, left + l0
+    area = int(np.count_nonzero(crop))
+    fields.update(segmentation=None, area=area, bbox=[left, top, r0 - l0 + 1, b0 - t0 + 1])
+    if isinstance(geom, Polygon | MultiPolygon | OrientedBBox) and not _has_holes(geom):
+        own = batch or OutlineBatch()
+        own.add(fields, np.ascontiguousarray(crop), top, left, area, height, width)
+        if batch is None:
+            own.flush()
+    else:
+        fields["segmentation"] = rle(crop, top, left, height, width)
+    return fields
+
+
+def object_keypoints(
+    obj: AnnObject, keys: list[str], height: int, width: int
+) -> dict[str, Any] | None:
+    """COCO keypoint fields of a graph object, or None if none of its nodes is labelled in the image."""
+    geom = obj.geometry
+    if not isinstance(geom, Graph):
+        return None
+    flat: list[int] = []
+    xs: list[int] = []
+    ys: list[int] = []
+    for key in keys:
+        node = geom.nodes.get(key)
+        if node is None:
+            flat += [0, 0, 0]
+            continue
+        x, y, disabled = node
+        if not (0 <= x < width and 0 <= y < height):
+            flat += [0, 0, 0]
+            continue
+        flat += [x, y, 1 if disabled else 2]
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        return None
+    x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    return {
+        "keypoints": flat,
+        "num_keypoints": len(xs),
+        "segmentation": [[x0, y0, x1 + 1, y0, x1 + 1, y1 + 1, x0, y1 + 1]],
+        "area": w * h,
+        "bbox": [x0, y0, w, h],
+    }
+
+
+def _object_id(obj: AnnObject, image_id: int, index: int, used: set[int]) -> int:
+    oid = obj.get("id")
+    if type(oid) is not int or oid <= 0 or oid in used:
+        oid = SYNTHETIC_ID_BASE + (image_id << 16) + index
+        while oid in used:
+            oid += 1
+    used.add(oid)
+    return oid
+
+
+def coco_dataset(
+    meta: ProjectMeta,
+    images: list[ImageInfo],
+    names: list[str],
+    anns: dict[int, AnnotationInfo],
+    *,
+    description: str,
+    keypoints: bool = False,
+) -> dict[str, Any]:
+    """The COCO dict of one dataset: instances, or (`keypoints=True`) person_keypoints."""
+    cats = categories(meta, keypoints)
+    cat_id = {c.title: i for i, c in enumerate(meta.classes, start=1)}
+    templates = {c.title: _template(c.geometry_config)[0] for c in meta.classes if c.shape == "graph"}
+    out_images: list[dict[str, Any]] = []
+    out_anns: list[dict[str, Any]] = []
+    used: set[int] = set()
+    batch = OutlineBatch()
+    latest = ""
+    for image, name in zip(images, names, strict=True):
+        info = anns.get(image.id)
+        latest = max(latest, info.updated_at or "" if info else "", image.updated_at or "")
+        dims = frame_size(image, info)
+        height, width = dims if dims else (0, 0)
+        ann: Annotation | None = parse_annotation(info, meta, image)
+        entry: dict[str, Any] = {
+            "id": image.id,
+            "file_name": name,
+            "width": width,
+            "height": height,
+            "license": LICENSE["id"],
+            "date_captured": image.created_at or "",
+            "sly_id": image.id,
+        }
+        if ann is not None and ann.tags:
+            entry["attributes"] = attributes(ann.tags)
+        out_images.append(entry)
+        if ann is None or not dims:
+            continue
+        for index, obj in enumerate(ann.objects):
+            record: dict[str, Any] = {"id": 0, "image_id": image.id, "category_id": cat_id[obj.class_title]}
+            if keypoints:
+                keys = templates.get(obj.class_title)
+                fields = object_keypoints(obj, keys, height, width) if keys is not None else None
+                if fields is not None:
+                    record.update(fields)
+            else:
+                fields = object_instance(obj, height, width, batch, into=record)
+            if fields is None:
+                continue
+            record["id"] = _object_id(obj, image.id, index, used)
+            record["iscrowd"] = 0
+            record["attributes"] = attributes(obj.tags)
+            out_anns.append(record)
+    batch.flush()
+    year = datetime.fromtimestamp(parse_time(latest), tz=UTC).year if latest else 1970
+    return {
+        "info": {
+            "description": description,
+            "url": "",
+            "version": "1.0",
+            "year": year,
+            "contributor": "slyfs (generated from Supervisely data)",
+            "date_created": latest,
+        },
+        "licenses": [LICENSE],
+        "images": out_images,
+        "annotations": out_anns,
+        "categories": cats,
+    }
+
+
+def coco_json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), check_circular=False).encode()
+
+
+def dataset_fingerprint(images: list[ImageInfo], names: list[str], anns: dict[int, AnnotationInfo]) -> str:
+    """A short hash of everything per image the COCO bytes depend on."""
+    h = hashlib.sha1()
+    for image, name in zip(images, names, strict=True):
+        info = anns.get(image.id)
+        h.update(repr((image.id, name, image.width, image.height, image.created_at, image.updated_at,
+                       ann_version(info))).encode())
+    return h.hexdigest()
+
+
+# ---- nodes -----------------------------------------------------------------------------------------
+
+
+class CocoProjectDir(IndexedDir):
+    def __init__(self, ctx: ViewContext, project: Project, name: str = "coco") -> None:
+        super().__init__(name, parse_time(project.updated_at), ctx, ("coco", project.id))
+        self.project = project
+
+    def build(self) -> list[Node]:
+        inputs = project_inputs(self.ctx, self.project)
+        nodes: list[Node] = [CocoAnnotationsDir(self.ctx, self.project, self.mtime)]
+        for ds in inputs.datasets:
+            nodes.append(CocoImagesDir(self.ctx, ds, inputs.flat[ds.id]))
+        return nodes
+
+
+class CocoAnnotationsDir(IndexedDir):
+    def __init__(self, ctx: ViewContext, project: Project, mtime: float) -> None:
+        super().__init__("annotations", mtime, ctx, ("coco-annotations", project.id))
+        self.project = project
+
+    def build(self) -> list[Node]:
+        inputs = project_inputs(self.ctx, self.project)
+        p = self.ctx.platform
+        with_keypoints = bool(inputs.graph_classes)
+        nodes: list[Node] = []
+        for ds in inputs.datasets:
+            flat = inputs.flat[ds.id]
+            images = p.images(ds.id)
+            anns = p.annotations(ds.id)
+            names = image_names(images)
+            mtime = max([parse_time(ds.updated_at), *(ann_mtime(im, anns.get(im.id)) for im in images)])
+            fingerprint = dataset_fingerprint(images, names, anns)
+            description = f"{self.project.name} / {flat}"
+            kinds = [("instances", False)] + ([("person_keypoints", True)] if with_keypoints else [])
+            for kind, keypoints in kinds:
+                key: Hashable = ("coco", kind, ds.id, flat, inputs.meta_hash, fingerprint)
+
+                def render(images: list[ImageInfo] = images, names: list[str] = names,
+                           anns: dict[int, AnnotationInfo] = anns, keypoints: bool = keypoints,
+                           description: str = description, kind: str = kind) -> bytes:
+                    started = time.perf_counter()
+                    data = coco_json(coco_dataset(inputs.meta, images, names, anns,
+                                                  description=description, keypoints=keypoints))
+                    log.debug("rendered %s_%s.json (%d images, %d bytes) in %.2f s", kind, description,
+                              len(images), len(data), time.perf_counter() - started)
+                    return data
+
+                nodes.append(LargeRenderedFile(f"{kind}_{flat}.json", mtime, key, render, self.ctx))
+        return nodes
+
+
+class CocoImagesDir(IndexedDir):
+    def __init__(self, ctx: ViewContext, ds: Dataset, flat: str) -> None:
+        super().__init__(flat, parse_time(ds.updated_at), ctx, ("coco-img", ds.id, flat))
+        self.ds = ds
+
+    def build(self) -> list[Node]:
+        p = self.ctx.platform
+        images = p.images(self.ds.id)
+        return [
+            ImageFile(name, im, p, parse_time(im.updated_at))
+            for im, name in zip(images, image_names(images), strict=True)
+        ]
