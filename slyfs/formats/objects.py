@@ -67,8 +67,6 @@ def tag_meta(name: str, value_type: str) -> dict[str, Any]:
             "classes": [], "target_type": "all"}
 
 
-
-
 def graph_config(keys: list[str], labels: list[str] | None = None, owner: str = "") -> dict[str, Any]:
     """A graph class template for keypoints `keys` (no edges): nodes laid out on a grid, stable colours."""
     labels = labels or keys

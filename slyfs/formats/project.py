@@ -33,7 +33,6 @@ from slyfs.vfs.nodes import FileNode
 log = logging.getLogger("slyfs.views")
 
 
-
 # ---- one project's inputs ----------------------------------------------------------------------
 
 
@@ -76,8 +75,6 @@ def flat_names(datasets: list[Dataset], reserved: Iterable[str] = ()) -> dict[in
     for ds in sorted(datasets, key=lambda d: d.id):
         out[ds.id] = unique(nested_name(path(ds)), taken)
     return out
-
-
 
 
 RESERVED = ("annotations",)
@@ -200,32 +197,10 @@ def read_whole_image(ctx: ViewContext, image: ImageInfo) -> bytes:
 # ---- PNG with stored deflate blocks: size known from the header fields ---------------------------
 
 
-
-
-
-
-
-
-
-
-
 # ---- JPEG padded to a size known from width and height -------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
 # ---- file nodes ----------------------------------------------------------------------------------
-
-
-
-
 
 
 ImageRender = Callable[[AnnotationInfo | None, tuple[int, int]], bytes]
@@ -302,12 +277,6 @@ class ImageDerivedFile(FileNode):
 
     def read(self, offset: int, size: int) -> bytes:
         return self.data()[offset : offset + size]
-
-
-
-
-
-
 
 
 def attributes(tags: tuple[Tag, ...]) -> dict[str, Any]:

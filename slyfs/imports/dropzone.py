@@ -27,6 +27,7 @@ from slyfs.imports.jobs import (
     HISTORY_FILE,
     PENDING,
     STATUS_FILE,
+    STATUS_TMP,
     JobStore,
     append_history,
     clear_staging,
@@ -45,12 +46,6 @@ log = logging.getLogger("slyfs.import")
 
 READ_ONLY_NAMES = {STATUS_FILE, HISTORY_FILE}
 TRASH_PREFIX = ".cleared-"  # imported folders on their way out of staging
-
-
-
-
-
-
 
 
 class ImportRoot(IndexedDir):
@@ -144,7 +139,7 @@ class DropZone:
         return name in READ_ONLY_NAMES
 
     def hidden(self, name: str) -> bool:
-        return name.startswith(f".{STATUS_FILE}") and name.endswith(".tmp")  # write_status's temporary file
+        return name == STATUS_TMP
 
     def absence_is_stable(self, path: Path) -> bool:
         """Whether "no such file" at `path` may be cached: below a project folder only files the user

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from slyfs.formats.imported import ImportFailed, Problem, Superseded
+from slyfs.formats.importing import STATUS_FILE
 from slyfs.platform.base import Platform, PlatformError
 from slyfs.vfs.names import unescape_name
 
 log = logging.getLogger("slyfs.import")
 
-STATUS_FILE = "IMPORT_STATUS.txt"
+STATUS_TMP = f".{STATUS_FILE}.tmp"  # written beside it, then renamed over it
 HISTORY_FILE = "HISTORY.txt"
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
@@ -172,7 +173,7 @@ def status_text(job: Job) -> str:
 
 
 def write_status(folder: Path, job: Job) -> None:
-    tmp = folder / f".{STATUS_FILE}.tmp"
+    tmp = folder / STATUS_TMP
     try:
         tmp.write_text(status_text(job))
         tmp.replace(folder / STATUS_FILE)

@@ -4,10 +4,13 @@ per-TTL listing cache."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from slyfs.platform.cached import CachedPlatform, SingleFlightCache
 from slyfs.vfs.cache import RenderCache
+
+if TYPE_CHECKING:
+    from slyfs.vfs.spill import SpillStore
 
 
 @dataclass
@@ -16,7 +19,7 @@ class ViewContext:
 
     platform: CachedPlatform
     renders: RenderCache = field(default_factory=RenderCache)
-    spill: Any = None  # a views.common.SpillStore for renderings too large for memory (None: a temp dir)
+    spill: SpillStore | None = None  # renderings too large for memory (None: the process's temporary one)
     listings: SingleFlightCache = field(init=False)
 
     def __post_init__(self) -> None:

@@ -47,8 +47,6 @@ class ImageFile(FileNode):
         return self.platform.read_image(self.image, offset, min(size, self.image.size - offset))
 
 
-
-
 class RenderedFile(FileNode):
     """A generated file: `render()` gives its bytes; rendered once per `key` via the render cache."""
 

@@ -121,22 +121,7 @@ class FileNode(Node):
         raise NotImplementedError
 
 
-
-
-
-
-
-
-
-
 # ---- names ---------------------------------------------------------------------------------------
-
-
-
-
-
-
-
 
 
 def unique_names(nodes: list[Node]) -> list[Node]:

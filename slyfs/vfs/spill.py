@@ -72,7 +72,7 @@ SPILL_THRESHOLD = 64 << 20  # larger renderings are read from the spill store
 
 
 class LargeRenderedFile(FileNode):
-    """Like `tree.RenderedFile` (size = length of the one rendering per `key`), for files that may
+    """Like `files.RenderedFile` (size = length of the one rendering per `key`), for files that may
     outgrow the memory render cache (COCO files of huge datasets): renderings above
     SPILL_THRESHOLD are written to the spill store once and read from there, instead of being
     rendered again for every read once the memory cache cannot hold them."""
@@ -82,7 +82,7 @@ class LargeRenderedFile(FileNode):
         self.key = key
         self._render = render
         self._renders = ctx.renders
-        self._spill: SpillStore = getattr(ctx, "spill", None) or SPILL
+        self._spill: SpillStore = ctx.spill or SPILL
 
     def _content(self) -> bytes | tuple[Path, int]:
         spilled = self._spill.lookup(self.key)

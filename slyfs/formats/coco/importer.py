@@ -550,14 +550,6 @@ def _tags(attrs: Any, tag_types: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-
-
-
-
-
-
-
-
 def _rle_counts(counts: str) -> np.ndarray:
     """The run lengths in a compressed COCO RLE string (pycocotools' LEB128-like code, decoded with numpy so
     a corrupt string is caught before the C decoder, which does not check bounds, sees it)."""

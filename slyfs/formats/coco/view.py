@@ -105,8 +105,6 @@ def _template(config: dict[str, Any]) -> tuple[list[str], list[str]]:
     return keys, labels
 
 
-
-
 # --- the outline of a raster along pixel edges ---
 #
 # A COCO polygon that pycocotools rasterizes to exactly the platform's raster: the raster's own

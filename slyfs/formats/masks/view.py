@@ -77,12 +77,6 @@ def machine_dtype(meta: ProjectMeta) -> type[np.unsignedinteger[Any]]:
     return np.uint16 if len(meta.classes) > 255 else np.uint8
 
 
-
-
-
-
-
-
 def machine_mask(ann: Annotation | None, meta: ProjectMeta, height: int, width: int) -> np.ndarray:
     """Class index per pixel (1..N in meta order; 0 background), larger objects painted first."""
     index = {c.title: i for i, c in enumerate(meta.classes, start=1)}

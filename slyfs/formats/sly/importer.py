@@ -13,7 +13,7 @@ Differences from the SDK's reader, each deliberate (docs/spec/supervisely-format
 - names escaped by the mount's views (`%2F`, `%25`, `%00`, `%2E`) are unescaped, so a `sly/` copy
   round-trips platform names containing `/` or `%`;
 - an annotation file with a BOM is accepted; names are matched in NFC as a fallback (macOS NFD copies).
-Annotations are validated against the meta by the validation pass (`slyfs.importers.validate`); this
+Annotations are validated against the meta by the validation pass (`slyfs.imports.validate`); this
 module checks what only it knows: the files exist, images decode, and `size` is the image's size.
 """
 

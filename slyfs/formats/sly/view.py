@@ -51,5 +51,3 @@ class SlyDatasetDir(StaticDir):
         super().__init__(escape_name(ds.name), mtime, make)
 
 
-
-

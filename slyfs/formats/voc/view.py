@@ -100,8 +100,6 @@ def voc_ids(per_dataset: list[tuple[Dataset, str, list[ImageInfo]]]) -> list[Voc
     return out
 
 
-
-
 def class_palette(meta: ProjectMeta) -> np.ndarray:
     pal = np.zeros((256, 3), dtype=np.uint8)
     for i, c in enumerate(meta.classes[: VOID - 1], start=1):

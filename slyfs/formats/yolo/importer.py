@@ -34,7 +34,7 @@ Lines (normalised to the image size, which is the EXIF-turned size as Ultralytic
   first side, clockwise positive as in image coordinates).
 Class index -> name is computed once for the project from `names`; an index outside it, a value outside
 [0, 1], a wrong value count or a non-number is a Problem naming the label file and line.
-A name used with several shapes becomes one class per shape (`car`, `car_bbox`, ...; see shapes.py).
+A name used with several shapes becomes one class per shape (`car`, `car_bbox`, ...; see formats/objects.py).
 """
 
 from __future__ import annotations
