@@ -5,7 +5,16 @@
 - requests per second the server sustains for `images.list` and `images.download`;
 - the HTTP client's overhead per small file (client.read_image vs a bare requests.post).
 
+With `--coco`: only the COCO benchmark of issue #16 (item 3). The 1,000-image project of
+`bench_views.py` (rectangles, polygons, bitmaps), served by `slyfs serve`; each round reads
+`coco/annotations/instances_train.json` cold (a fresh mount with an empty cache, a fresh listing)
+and runs the official SDK's `Project.to_coco` (in .venv-sdk, timing only the conversion) on the
+same project downloaded to disk; the two alternate round by round, and medians are compared.
+`--profile DIR` adds one more cold read with py-spy sampling the mount and the server (flame
+graphs and raw samples in DIR).
+
 Usage: .venv/bin/python scripts/bench_http.py [--images 1000] [--workdir DIR]
+       .venv/bin/python scripts/bench_http.py --coco [--images 1000] [--rounds 5] [--workdir DIR] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,12 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bench_views  # noqa: E402
 from benchdata import make_project  # noqa: E402
 
+from slyfs.fs.mount import pidfile_for  # noqa: E402
 from slyfs.platform.local import LocalStore  # noqa: E402
-from tests.helpers.serve import serve_store  # noqa: E402
+from tests.helpers.serve import ServedStore, serve_store  # noqa: E402
 
 SDK_PY = ROOT / ".venv-sdk" / "bin" / "python"
+PY_SPY = Path(sys.executable).parent / "py-spy"
+SDK_TO_COCO = bench_views.SDK_TO_COCO
 
 
 def rate(fn, seconds: float = 3.0, threads: int = 4) -> float:  # type: ignore[no-untyped-def]
@@ -58,11 +73,139 @@ def rate(fn, seconds: float = 3.0, threads: int = 4) -> float:  # type: ignore[n
     return count[0] / seconds
 
 
+def _mount(mp: Path, server: ServedStore, work: Path, cache: Path) -> int:
+    """A fresh background mount over `server` with an empty cache; the mount process's pid."""
+    shutil.rmtree(cache, ignore_errors=True)
+    mp.mkdir(exist_ok=True)
+    token_file = work / "token"
+    token_file.write_text(server.token)
+    subprocess.run([sys.executable, "-m", "slyfs", "mount", str(mp), "--server", server.url,
+                    "--token-file", str(token_file), "--cache-dir", str(cache), "--ttl", "60"], check=True)
+    return int(pidfile_for(mp).read_text())
+
+
+def _unmount(mp: Path, pid: int | None = None) -> None:
+    """Unmount, and wait until the mount process has gone (its cache folder is then free)."""
+    subprocess.run([sys.executable, "-m", "slyfs", "unmount", str(mp)], check=False)
+    deadline = time.monotonic() + 20
+    while pid is not None and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _cat(path: Path) -> tuple[float, int]:
+    """Seconds to read the file once with `cat`, and its size."""
+    t0 = time.perf_counter()
+    subprocess.run(["cat", str(path)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, path.stat().st_size
+
+
+def _sdk_to_coco(work: Path, sly_copy: Path) -> float:
+    script = work / "sdk_to_coco.py"
+    script.write_text(SDK_TO_COCO)
+    out_dir = work / "sdk_coco"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    env = dict(os.environ, SUPERVISELY_SKIP_HTTPS_USER_HELPER_CHECK="1")
+    r = subprocess.run([str(SDK_PY), str(script), str(sly_copy), str(out_dir)], capture_output=True, text=True,
+                       env=env, check=True)
+    return float(json.loads(r.stdout.strip().splitlines()[-1])["seconds"])
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` (all threads, idle ones left out) into a raw collapsed-stack file."""
+    return subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                             "--output", str(out), "--nonblocking"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _top_frames(raw: Path, n: int = 25) -> list[tuple[str, float]]:
+    """Share of samples in which each function appears (inclusive), from a py-spy raw file."""
+    total = 0
+    inclusive: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    return [(f, c / max(total, 1)) for f, c in sorted(inclusive.items(), key=lambda x: -x[1])[:n]]
+
+
+def coco_main(args: argparse.Namespace) -> None:
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="slyfs-bench-coco-"))
+    work.mkdir(parents=True, exist_ok=True)
+    store_root = work / "store"
+    if not (store_root / "slyfs.db").exists():
+        store = LocalStore(store_root)
+        ws = store.create_workspace(store.create_team(bench_views.TEAM).id, bench_views.WORKSPACE)
+        objects = bench_views.make_project(store, ws.id, "coco-1k", "train", args.images, seed=1)
+        store.close()
+        print(f"generated {args.images} images, {objects} objects", flush=True)
+    mp, cache = work / "mnt", work / "cache"
+    project = mp / bench_views.TEAM / bench_views.WORKSPACE / "coco-1k"
+    instances = project / "coco" / "annotations" / "instances_train.json"
+    sly_copy = work / "sly_copy"
+    ours: list[float] = []
+    sdk: list[float] = []
+    size = 0
+    with serve_store(store_root) as server:
+        if not sly_copy.exists():
+            pid = _mount(mp, server, work, cache)
+            try:
+                subprocess.run(["cp", "-r", str(project / "sly"), str(sly_copy)], check=True)
+            finally:
+                _unmount(mp, pid)
+        for round_no in range(args.rounds):
+            pid = _mount(mp, server, work, cache)
+            try:
+                seconds, size = _cat(instances)
+            finally:
+                _unmount(mp, pid)
+            ours.append(seconds)
+            if not args.skip_sdk:
+                sdk.append(_sdk_to_coco(work, sly_copy))
+            print(f"round {round_no + 1}: cold COCO over HTTP {seconds:.2f} s"
+                  + (f", SDK to_coco {sdk[-1]:.2f} s" if sdk else ""), flush=True)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            pid = _mount(mp, server, work, cache)
+            assert server.pid is not None
+            server_pid = server.pid
+            spies = [_py_spy(pid, args.profile / "mount.txt"), _py_spy(server_pid, args.profile / "server.txt")]
+            time.sleep(1.0)  # py-spy attaches
+            try:
+                seconds, _ = _cat(instances)
+            finally:
+                for spy in spies:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=30)
+                _unmount(mp, pid)
+            print(f"profiled cold read: {seconds:.2f} s")
+            for label in ("mount", "server"):
+                print(f"-- {label}: share of samples per function (inclusive)")
+                for frame, share in _top_frames(args.profile / f"{label}.txt"):
+                    print(f"{100 * share:5.1f}%  {frame}")
+    print(f"\nCOCO instances JSON of {args.images} images: {size / 1e6:.1f} MB")
+    print(f"cold over HTTP, {len(ours)} rounds: {', '.join(f'{t:.2f}' for t in ours)} s;"
+          f" median {statistics.median(ours):.2f} s")
+    if sdk:
+        print(f"SDK to_coco, {len(sdk)} rounds:     {', '.join(f'{t:.2f}' for t in sdk)} s;"
+              f" median {statistics.median(sdk):.2f} s")
+        print(f"ratio of medians: {statistics.median(sdk) / statistics.median(ours):.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--coco", action="store_true", help="only the COCO benchmark (cold over HTTP vs SDK to_coco)")
+    ap.add_argument("--rounds", type=int, default=5, help="--coco: interleaved rounds")
+    ap.add_argument("--skip-sdk", action="store_true", help="--coco: leave the SDK out")
+    ap.add_argument("--profile", type=Path, help="--coco: one more cold read under py-spy, samples in this folder")
     args = ap.parse_args()
+    if args.coco:
+        coco_main(args)
+        return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="slyfs-bench-http-"))
     store_root = work / "store"
     if not (store_root / "slyfs.db").exists():

@@ -13,8 +13,17 @@
 Wall times on a shared machine move with its load; CPU seconds (of the mount process during the
 read, and of the SDK's conversion) are reported too, and medians of several runs.
 
-Usage: .venv/bin/python scripts/bench_views.py [--workdir DIR] [--images 1000] [--big 10000]
+Usage: .venv/bin/python scripts/bench_views.py --sdk-compare [--workdir DIR] [--coco-images 1000] [--big 10000]
 Prints a table and writes it as JSON to <workdir>/bench_views.json.
+
+Scale (issue #16, the default): every view of one project of `--images` (100,000) tiny images with
+10 labels each (scripts/benchdata.py), on the local store and over `slyfs serve`, each step on a
+fresh mount: `ls -lR` of every view (goal: within 5x of `ls -lR sly/`), reading every annotation
+file of `sly/`, reading the COCO JSON; the mount's peak RSS (VmHWM) after each step (goal: under
+300 MB through all of it). A step is stopped after `--step-timeout` seconds and reported so.
+
+Usage: .venv/bin/python scripts/bench_views.py [--images 100000] [--workdir DIR] [--backends local,serve]
+Writes <workdir>/bench_scale.json.
 """
 
 from __future__ import annotations
@@ -178,9 +187,12 @@ def timed(cmd: str) -> float:
 
 
 def main() -> int:
+    if "--sdk-compare" not in sys.argv:
+        return scale_main()
+    sys.argv.remove("--sdk-compare")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, help="keep data here (default: a temporary directory)")
-    ap.add_argument("--images", type=int, default=1000, help="images in the COCO project")
+    ap.add_argument("--coco-images", dest="images", type=int, default=1000, help="images in the COCO project")
     ap.add_argument("--big", type=int, default=10000, help="images in the ls -l dataset")
     ap.add_argument("--ttl", type=float, default=5.0)
     ap.add_argument("--runs", type=int, default=5, help="cold COCO runs through the mount (median reported)")
@@ -274,6 +286,124 @@ def main() -> int:
     (work / "bench_views.json").write_text(json.dumps(results, indent=2))
     for k, v in results.items():
         print(f"{k:34} {v:.3f}" if isinstance(v, float) else f"{k:34} {v}")
+    print(f"(data in {work})")
+    return 0
+
+
+# ---- scale: every view of a 100,000-image project ------------------------------------------------
+
+SCALE_PROJECT = "scale"
+SCALE_VIEWS = ("sly", "coco", "masks", "yolo", "voc", "preview")
+
+
+class ScaleMount(Mount):
+    """A fresh mount of the local store or of a `slyfs serve` over it."""
+
+    def __init__(self, mountpoint: Path, cache: Path, platform_args: list[str], memory: str | None) -> None:
+        super().__init__(mountpoint, Path(), cache, 60.0)
+        self.platform_args = platform_args
+        self.memory = memory
+
+    def __enter__(self) -> ScaleMount:
+        shutil.rmtree(self.cache, ignore_errors=True)
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        extra = ["--memory", self.memory] if self.memory else []
+        subprocess.run([sys.executable, "-m", "slyfs", "mount", str(self.mountpoint), *self.platform_args,
+                        "--ttl", str(self.ttl), "--cache-dir", str(self.cache), *extra], check=True, cwd=ROOT)
+        self.pid = int(pidfile_for(self.mountpoint).read_text())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "slyfs", "unmount", str(self.mountpoint)], check=False, cwd=ROOT,
+                       capture_output=True)
+        self.unmount_s = time.perf_counter() - t0
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.mountpoint)], check=False)
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def timed_step(cmd: list[str], timeout: float) -> tuple[float, bool]:
+    """(seconds, finished) of a command whose output is thrown away; killed after `timeout`."""
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - t0, False
+    return time.perf_counter() - t0, True
+
+
+def scale_steps(project: Path) -> list[tuple[str, list[str]]]:
+    steps = [(f"ls -lR {v}/", ["ls", "-lR", str(project / v)]) for v in SCALE_VIEWS]
+    ann = project / "sly" / "ds" / "ann"
+    steps.append(("read every annotation (sly/ds/ann)", ["sh", "-c", f"cd '{ann}' && find . -type f -print0 |"
+                                                          " xargs -0 cat > /dev/null"]))
+    steps.append(("read the COCO JSON", ["cat", str(project / "coco" / "annotations" / "instances_ds.json")]))
+    return steps
+
+
+def scale_main() -> int:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from benchdata import make_tiny_project
+
+    from tests.helpers.serve import serve_store
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, help="keep data here (default: a temporary directory)")
+    ap.add_argument("--images", type=int, default=100_000)
+    ap.add_argument("--backends", default="local,serve", help="local, serve or both")
+    ap.add_argument("--memory", help="the mount's --memory budget (default: the mount's default)")
+    ap.add_argument("--step-timeout", type=float, default=900.0, help="seconds a step may take before it is stopped")
+    ap.add_argument("--only", help="comma-separated step name prefixes to run (e.g. 'ls -lR sly,ls -lR masks')")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="slyfs-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    store_dir = work / f"store{args.images}"
+    if not (store_dir / "slyfs.db").exists():
+        t0 = time.perf_counter()
+        store = LocalStore(store_dir)
+        make_tiny_project(store, args.images, project=SCALE_PROJECT)
+        store.close()
+        print(f"generated {args.images} images in {time.perf_counter() - t0:.1f} s", flush=True)
+    mp = work / "mnt"
+    project = mp / "bench" / "ws" / SCALE_PROJECT
+    results: list[dict[str, Any]] = []
+
+    def run(backend: str, platform_args: list[str]) -> None:
+        for name, cmd in scale_steps(project):
+            if args.only and not any(name.startswith(p) for p in args.only.split(",")):
+                continue
+            with ScaleMount(mp, work / "cache", platform_args, args.memory) as m:
+                seconds, done = timed_step(cmd, args.step_timeout)
+                row = {"backend": backend, "step": name, "seconds": round(seconds, 1), "finished": done,
+                       "peak_rss_mib": round(m.peak_rss_mib()), "cpu_s": round(m.cpu_s(), 1)}
+            row["unmount_s"] = round(m.unmount_s, 2)
+            results.append(row)
+            print(f"{backend:6} {name:38} {row['seconds']:>8} s{'' if done else ' (stopped)'}"
+                  f"  peak RSS {row['peak_rss_mib']:>6} MiB  unmount {row['unmount_s']} s", flush=True)
+            (work / "bench_scale.json").write_text(json.dumps(results, indent=2))
+
+    backends = args.backends.split(",")
+    if "local" in backends:
+        run("local", ["--store", str(store_dir)])
+    if "serve" in backends:
+        with serve_store(store_dir) as server:
+            token_file = work / "token"
+            token_file.write_text(server.token)
+            token_file.chmod(0o600)
+            run("serve", ["--server", server.url, "--token-file", str(token_file)])
+    for backend in backends:
+        rows = {r["step"]: r for r in results if r["backend"] == backend}
+        base = rows.get("ls -lR sly/")
+        if base and base["finished"]:
+            for r in rows.values():
+                if r["step"].startswith("ls -lR"):
+                    r["x_sly"] = round(r["seconds"] / max(base["seconds"], 1e-9), 2)
+    (work / "bench_scale.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
     print(f"(data in {work})")
     return 0
 

@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--retry-budget", type=float, default=20.0,
                    help="seconds a platform request may spend on retries before the call fails with EIO")
     m.add_argument("--cache-size", type=parse_size, default=parse_size("2G"), help="on-disk cache bound, e.g. 2G")
-    m.add_argument("--staging-dir", type=Path, help="staging for import/ (default: <cache-dir>/import)")
+    m.add_argument("--memory", type=parse_size, default=parse_size("256M"),
+                   help="memory budget of the mount's caches (listings, renderings, annotations), e.g. 256M")
+    m.add_argument("--staging-dir", type=Path,
+                   help="staging for import/ (default: <cache-dir>/import/<platform>/: one per platform)")
     m.add_argument("--settle", type=float, default=3.0, help="seconds a folder in import/ must rest before its import")
     m.add_argument("--on-conflict", choices=["error", "rename", "replace"], default="error",
                    help="an imported image whose name exists in the dataset with other bytes")
@@ -116,7 +119,7 @@ def helper_argv(argv: list[str]) -> list[str]:
             for opt in rest[i + 1].split(","):
                 key, eq, value = opt.partition("=")
                 if key in ("store", "server", "token-file", "token_file", "ttl", "cache-dir", "cache_dir",
-                           "cache-size", "cache_size") and eq:
+                           "cache-size", "cache_size", "memory") and eq:
                     out += [f"--{key.replace('_', '-')}", value]
                 elif opt:
                     fuse.append(opt)
@@ -156,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def open_platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The HTTP client when a server is configured (options, env, ~/supervisely.env), else the store."""
+    """(platform, token or None, identity): the HTTP client when a server is configured (options, env,
+    ~/supervisely.env), else the store. The identity names whose staged imports this mount may run."""
+    from slyfs.imports.staging import local_identity, server_identity
     from slyfs.platform.config import resolve_server
     from slyfs.platform.http import SuperviselyClient
     from slyfs.platform.local import LocalStore, default_store_dir
@@ -164,8 +169,10 @@ def open_platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     remote = None if args.store else resolve_server(args.server, args.token, args.token_file)
     if remote:
         server, token = remote
-        return SuperviselyClient(server, token, retry_budget=args.retry_budget), token
-    return LocalStore(args.store or default_store_dir(), create=False), None
+        client = SuperviselyClient(server, token, retry_budget=args.retry_budget)
+        return client, token, server_identity(server, token)
+    root = args.store or default_store_dir()
+    return LocalStore(root, create=False), None, local_identity(root)
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
@@ -217,17 +224,19 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
     from slyfs.catalog.tree import RootDir
     from slyfs.fs.mount import MountError, pidfile_for, register_mount, serve_forever
     from slyfs.imports.dropzone import DropZone
+    from slyfs.imports.staging import StagingError, default_staging
     from slyfs.platform.base import PlatformError
     from slyfs.platform.cached import CachedPlatform
     from slyfs.vfs.context import ViewContext
 
     try:
-        platform, token = open_platform(args)
+        platform, token, identity = open_platform(args)
     except (PlatformError, ValueError) as e:  # ValueError: incomplete server configuration
         return fail(args, str(e))
     setup_logging(args.verbose, token)
     blob_dir = args.cache_dir / "blobs" if token else None
-    cached = CachedPlatform(platform, ttl=args.ttl, blob_cache_dir=blob_dir, blob_cache_bytes=args.cache_size)
+    cached = CachedPlatform(platform, ttl=args.ttl, blob_cache_dir=blob_dir, blob_cache_bytes=args.cache_size,
+                            memory_bytes=args.memory, snapshot_dir=args.cache_dir / "snapshots")
     import shutil
 
     from slyfs.vfs.spill import SpillStore
@@ -235,35 +244,52 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
     renders = args.cache_dir / "renders"
     shutil.rmtree(renders, ignore_errors=True)  # keyed in memory only: an earlier mount's files are unknown
     ctx = ViewContext(cached, spill=SpillStore(renders, max_bytes=args.cache_size))
-    staging = args.staging_dir or args.cache_dir / "import"
-    zone = DropZone(staging, ctx, platform, settle=args.settle, on_conflict=args.on_conflict)
+    staging = args.staging_dir or default_staging(args.cache_dir, identity)
+    warn_legacy_staging(args.cache_dir / "import")
+    try:
+        zone = DropZone(staging, ctx, platform, identity=identity, settle=args.settle,
+                        on_conflict=args.on_conflict, holder=f"mounted at {mountpoint}")
+    except StagingError as e:
+        platform.close()
+        return fail(args, str(e))
     root = RootDir(ctx, extra=lambda: [zone.root()])
     pidfile = pidfile_for(mountpoint)
+    zone.report_fault = lambda cause: register_mount(pidfile, mountpoint, staging, fault=cause)
 
     def ready() -> None:
         # Runs on the FUSE loop once mounted: nothing here may touch the mountpoint itself.
         pidfile.write_text(str(os.getpid()))
-        register_mount(pidfile, mountpoint, staging)
+        register_mount(pidfile, mountpoint, staging, fault=zone.fault)
         if args.ready_fd is not None:
             os.write(args.ready_fd, b"ready\n")
             os.close(args.ready_fd)
 
     try:
         serve_forever(mountpoint, root, ttl=args.ttl, options=fuse_opts, ready=ready, background=[zone.run],
-                      zone=zone)
+                      zone=zone, memory=args.memory)
     except MountError as e:
         return fail(args, str(e))
     finally:
         zone.close()
+        cached.close()
         platform.close()
     return 0
+
+
+def warn_legacy_staging(old: Path) -> None:
+    """Before staging was kept per platform, it lay directly in <cache>/import: its platform is unknown,
+    so its folders are not imported by guess. Say where they are."""
+    if (old / "jobs.db").exists() and any(p.name.isdigit() for p in old.iterdir()):
+        logging.getLogger("slyfs.import").warning(
+            "%s holds imports staged by an older slyfs for an unknown platform; they are not imported. "
+            "Copy its <team id>/<workspace id>/<folder> folders into import/ again, then remove them.", old)
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:
     from slyfs.fs.mount import MountError, unmount
 
     try:
-        unmount(args.mountpoint.absolute())
+        print(f"slyfs: {unmount(args.mountpoint.absolute())}")
     except MountError as e:
         print(f"slyfs: {e}", file=sys.stderr)
         return 1

@@ -8,26 +8,45 @@ import time
 from pathlib import Path
 
 from slyfs.fs.mount import running_mounts
-from slyfs.imports.jobs import DONE, FAILED, PENDING, RUNNING, Job, JobStore, iso, progress_bar
+from slyfs.imports.jobs import DONE, FAILED, PAUSED, PENDING, RUNNING, Job, JobStore, iso, progress_bar
+
+
+def selected_mounts(args: argparse.Namespace) -> list[dict[str, str | None]]:
+    mounts = running_mounts()
+    if args.mountpoint:
+        want = str(args.mountpoint.absolute())
+        mounts = [m for m in mounts if m["mountpoint"] == want]
+    return mounts
 
 
 def staging_dirs(args: argparse.Namespace) -> list[Path]:
     if args.staging_dir:
         return [args.staging_dir]
-    mounts = running_mounts()
-    if args.mountpoint:
-        want = str(args.mountpoint.absolute())
-        mounts = [m for m in mounts if m["mountpoint"] == want]
-    return [Path(m["staging"]) for m in mounts]
+    return [Path(str(m["staging"])) for m in selected_mounts(args)]
 
 
-def read_jobs(dirs: list[Path]) -> list[Job]:
+def faults(args: argparse.Namespace) -> dict[Path, str]:
+    """Mount-wide pauses (a full or failing staging disk) by staging folder, as the mounts report them."""
+    if args.staging_dir:
+        return {}
+    return {Path(str(m["staging"])): str(m["fault"]) for m in selected_mounts(args) if m.get("fault")}
+
+
+def read_jobs(dirs: list[Path], paused: dict[Path, str] | None = None) -> list[Job]:
+    """The jobs recorded in these staging folders. Where the mount reports its disk faulty (`paused`:
+    staging -> cause), the records may be stale (a read-only disk kept "running"): its open jobs are
+    shown paused, with the cause."""
     jobs: list[Job] = []
     for d in dirs:
         if (d / "jobs.db").exists():
-            store = JobStore(d / "jobs.db")
-            jobs += store.all()
+            store = JobStore(d / "jobs.db", readonly=True)
+            found = store.all()
             store.close()
+            cause = (paused or {}).get(d)
+            for j in found:
+                if cause and j.state in (PENDING, RUNNING):
+                    j.state, j.message = PAUSED, f"paused: {cause}"
+            jobs += found
     return jobs
 
 
@@ -38,6 +57,8 @@ def render(jobs: list[Job]) -> str:
     for j in jobs:
         bar = progress_bar(j.done, j.total) if j.state in (RUNNING, DONE) else ""
         lines.append(f"{j.state:<8} {j.target:<50} {j.format or '-':<12} {bar}")
+        if j.state == PAUSED:
+            lines.append(f"           {j.message}")
         if j.state == FAILED:
             for p in j.problems[:20]:
                 lines.append(f"           {p['path'] or '(folder)'}: {p['problem']}")
@@ -53,13 +74,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not dirs:
         print("slyfs: no running slyfs mount found (give --staging-dir to read one)", file=sys.stderr)
         return 2
-    if not args.wait:
-        print(render(read_jobs(dirs)))
-        return 1 if any(j.state == FAILED for j in read_jobs(dirs)) else 0
     start = time.monotonic()
     while True:
-        jobs = read_jobs(dirs)
-        if not any(j.state in (PENDING, RUNNING) for j in jobs):
+        paused = faults(args)
+        jobs = read_jobs(dirs, paused)
+        # A paused import waits for the user (free space, fix the disk): --wait reports it, as a failure.
+        if not args.wait or paused or not any(j.state in (PENDING, RUNNING) for j in jobs):
             break
         if args.timeout and time.monotonic() - start > args.timeout:
             print(render(jobs))
@@ -67,4 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 3
         time.sleep(0.25)
     print(render(jobs))
-    return 1 if any(j.state == FAILED for j in jobs) else 0
+    for staging, cause in paused.items():
+        print(f"slyfs: imports staged in {staging} are paused: {cause} (they resume once the disk works again)",
+              file=sys.stderr)
+    return 1 if paused or any(j.state in (FAILED, PAUSED) for j in jobs) else 0

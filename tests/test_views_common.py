@@ -6,18 +6,29 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from slyfs.formats.project import flat_names, stem_names
+from slyfs.formats.project import drawn_in, flat_names, stem_names
 from slyfs.model.entities import Dataset
 from slyfs.platform.cached import CachedPlatform
 from slyfs.platform.local import LocalStore
-from slyfs.vfs.cache import RenderCache
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.fixedsize import encode_jpeg_exact, encode_png, jpeg_size, png_size
+from slyfs.vfs.fixedsize import (
+    Field,
+    FixedText,
+    encode_jpeg_exact,
+    encode_png,
+    encode_window_png,
+    jpeg_size,
+    png_size,
+    window_png_size,
+)
 from slyfs.vfs.nodes import DirNode, FileNode, Node
 
 DATA = Path(__file__).parent / "data"
@@ -114,6 +125,119 @@ def test_padded_jpeg_has_exactly_the_announced_size(width: int, height: int, kin
         assert np.abs(np.asarray(img).astype(int) - pixels).mean() < 3
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 90), st.integers(1, 300), st.integers(-5, 95), st.integers(-5, 305), st.integers(0, 95),
+       st.integers(0, 305), st.booleans(), st.integers(0, 2**31))
+def test_window_png_size_is_known_and_decodes(height: int, width: int, top: int, left: int, rows: int, cols: int,
+                                              empty: bool, seed: int) -> None:
+    """A sparse mask's PNG: its length follows from the image size and the window alone, whatever
+    pixels the window holds, and PIL and OpenCV decode the very pixels."""
+    import cv2
+
+    window = None if empty else (top, left, top + rows, left + cols)
+    pixels = np.zeros((height, width), np.uint8)
+    if window is not None:
+        t, lf, b, r = max(top, 0), max(left, 0), min(top + rows, height - 1), min(left + cols, width - 1)
+        if t <= b and lf <= r:
+            rng = np.random.default_rng(seed)
+            pixels[t : b + 1, lf : r + 1] = (rng.random((b - t + 1, r - lf + 1)) > 0.5) * 255
+    data = encode_window_png(pixels, window)
+    assert len(data) == window_png_size(width, height, window)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), pixels)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), pixels)
+
+
+def test_window_png_of_a_large_image_stays_small_and_refuses_pixels_outside() -> None:
+    pixels = np.zeros((3000, 4000), np.uint8)
+    pixels[1000:1100, 2000:2050] = 255
+    data = encode_window_png(pixels, (1000, 2000, 1099, 2049))
+    # zeros cost 13 bits per 258 (fixed-Huffman matches): 12 MP of them fit in under 100 KB
+    assert len(data) == window_png_size(4000, 3000, (1000, 2000, 1099, 2049)) < png_size(4000, 3000) / 100
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), pixels)
+    assert len(encode_window_png(np.zeros((3000, 4000), np.uint8), None)) == window_png_size(4000, 3000, None) < 80_000
+    with pytest.raises(ValueError, match="outside its window"):
+        encode_window_png(pixels, (1000, 2000, 1099, 2048))
+
+
+def test_fixed_text_size_is_known_before_its_values() -> None:
+    calls = []
+    text = FixedText()
+    text.add("é ")
+    digits = Field(3, lambda v: f"{v:03d}")
+    text.fields(digits, 2, lambda: calls.append(1) or [7, 42])
+    text.add("\n")
+    assert text.size == len("é 007 042\n".encode()) and not calls
+    assert text.render() == "é 007 042\n".encode()
+    too_long = FixedText()
+    too_long.fields(digits, 1, lambda: [1000])
+    with pytest.raises(ValueError, match="does not fit"):
+        too_long.render()
+    too_few = FixedText()
+    too_few.fields(digits, 2, lambda: [1])
+    with pytest.raises(ValueError, match="2 fields announced"):
+        too_few.render()
+
+
+polygon_rings = st.lists(st.tuples(st.integers(-40, 80), st.integers(-40, 60)), min_size=3, max_size=7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(polygon_rings, st.lists(polygon_rings, max_size=1), st.sampled_from(["polygon", "multipolygon", "rectangle"]))
+def test_drawn_in_agrees_with_the_raster(ring: list[tuple[int, int]], holes: list[list[tuple[int, int]]],
+                                         kind: str) -> None:
+    """`drawn_in` (what label sizes rest on) says exactly whether the raster has a pixel in the image."""
+    from slyfs.model.geometry import MultiPolygon, Polygon, Rectangle
+
+    height, width = 30, 50
+    if kind == "rectangle":
+        (x0, y0), (x1, y1) = ring[0], ring[1]
+        geom: Any = Rectangle(min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))
+    else:
+        geom = Polygon(np.array(ring), tuple(np.array(h) for h in holes))
+        if kind == "multipolygon":
+            geom = MultiPolygon((geom, Polygon(np.array(ring) + 7)))
+    assert drawn_in(geom, height, width) == (geom.bbox(height, width) is not None)
+
+
+def _png_data(pixels: np.ndarray, mode: str, transparency: int | None) -> str:
+    import base64
+    import zlib
+
+    img = Image.fromarray(pixels.astype(np.uint8))
+    if mode == "P":
+        img.putpalette([0, 0, 0, 255, 255, 255, 9, 9, 9])
+    elif mode == "1":
+        img = img.convert("1")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **({} if transparency is None else {"transparency": transparency}))
+    return base64.b64encode(zlib.compress(buf.getvalue())).decode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["P", "L", "1", "alpha"]), st.sampled_from([None, 0, 1]),
+       st.integers(0, 3), st.integers(0, 2**31))
+def test_stored_mask_check_agrees_with_decoding(height: int, width: int, mode: str, transparency: int | None,
+                                                fill: int, seed: int) -> None:
+    """The mask check `drawn_in` uses for masks inside the image: never says what decoding denies."""
+    from slyfs.formats.project import stored_mask_has_pixels
+    from slyfs.model.geometry import parse_geometry
+
+    rng = np.random.default_rng(seed)
+    pixels = np.zeros((height, width), np.uint8) if fill == 0 else (rng.random((height, width)) < fill / 4) * (
+        1 if mode in ("P", "1") else 200)
+    if mode == "alpha":
+        obj = {"geometryType": "alpha_mask", "bitmap": {"data": _png_data(pixels, "L", None), "origin": [0, 0]}}
+    else:
+        obj = {"geometryType": "bitmap", "bitmap": {"data": _png_data(pixels, mode, transparency if mode == "P"
+                                                                       else None), "origin": [0, 0]}}
+    geom: Any = parse_geometry("bitmap" if mode != "alpha" else "alpha_mask", obj)
+    known = stored_mask_has_pixels(geom)
+    assert known is None or known == bool(np.asarray(geom.data).any())
+    if mode in ("L", "alpha") or (mode == "P" and transparency == 0):  # the SDK writes P with tRNS 0
+        assert known is not None
+    assert drawn_in(geom, 100, 100) == (geom.bbox(100, 100) is not None)
+
+
 # ---- names ----------------------------------------------------------------------------------------
 
 
@@ -167,32 +291,3 @@ def project_view(store: LocalStore, project_id: int, view: str) -> DirNode:
     from slyfs.formats.registry import registry
 
     return registry().view(view)(context(store), store.get_project(project_id))
-
-
-def test_large_renderings_are_spilled_to_disk_and_rendered_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
-    from slyfs.vfs import spill as common
-
-    store = LocalStore(tmp_path / "store")
-    ctx = ViewContext(CachedPlatform(store, ttl=60), renders=RenderCache(max_bytes=1000))
-    spill = common.SpillStore(tmp_path / "spill", max_bytes=5000)
-    monkeypatch.setattr(common, "SPILL", spill)
-    monkeypatch.setattr(common, "SPILL_THRESHOLD", 500)
-    calls: list[int] = []
-
-    def render(n: int) -> bytes:
-        calls.append(n)
-        return bytes(range(256)) * n
-
-    big = common.LargeRenderedFile("big.json", 0.0, ("k", 1), lambda: render(8), ctx)
-    assert big.size == 2048 and big.read(100, 10) == bytes(range(100, 110)) and big.read(2040, 100) == bytes(
-        range(248, 256))
-    assert calls == [8] and len(list((tmp_path / "spill").iterdir())) == 1
-    again = common.LargeRenderedFile("big.json", 0.0, ("k", 1), lambda: render(8), ctx)
-    assert again.read(0, 3) == b"\x00\x01\x02" and calls == [8]  # a new node, same version: not rendered again
-    small = common.LargeRenderedFile("small.json", 0.0, ("k", 2), lambda: render(1), ctx)
-    assert small.size == 256 and small.read(250, 10) == bytes(range(250, 256))
-    for k in range(3, 6):  # bounded: old spills go
-        assert common.LargeRenderedFile("x", 0.0, ("k", k), lambda: render(8), ctx).size == 2048
-    assert sum(p.stat().st_size for p in (tmp_path / "spill").iterdir()) <= 5000
-    store.close()

@@ -93,3 +93,29 @@ def test_ids_unique_across_datasets(store: LocalStore) -> None:
     root = ET.fromstring(files["Annotations/val__x.xml"])
     assert root.findtext("filename") == "val__x.png"
     assert [int(root.findtext(f"object/bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")] == [1, 1, 3, 3]
+
+
+def test_xml_and_set_sizes_are_known_without_rendering(sdk_store: tuple[LocalStore, int]) -> None:
+    """`ls -l` of Annotations/ and ImageSets/ renders nothing; coordinates are zero-padded to the digits
+    of the image side, and ElementTree + int() read them as the numbers."""
+    from slyfs.formats.registry import registry
+    from tests.test_views_common import context
+
+    store, pid = sdk_store
+    ctx = context(store)
+    files = walk(registry().view("voc")(ctx, store.get_project(pid)))
+    sized = {p: f.size for p, f in files.items() if p.startswith(("Annotations/", "ImageSets/"))}
+    assert sized and not ctx.renders._cache
+    padded = 0
+    for path, size in sized.items():
+        data = files[path].read(0, 1 << 20)
+        assert len(data) == size, path
+        if path.endswith(".xml"):
+            root = ET.fromstring(data)
+            width = root.findtext("size/width")
+            for box in root.iter("bndbox"):
+                xmin, xmax = box.findtext("xmin"), box.findtext("xmax")
+                assert xmin is not None and xmax is not None and width is not None
+                assert len(xmin) == len(xmax) == len(width) and 1 <= int(xmin) <= int(xmax) <= int(width)
+                padded += xmin.startswith("0")
+    assert padded

@@ -119,3 +119,20 @@ def test_unlabelled_images_and_colliding_stems(store: LocalStore) -> None:
     assert files["detect/images/val/a.png.png"] == store.read_image(infos[1].id)
     data = yaml.safe_load(files["detect/data.yaml"])
     assert data["val"] == "images/val" and data["train"] == "images/val"  # no train split: train on val
+
+
+def test_label_sizes_are_known_without_rendering(sdk_store: tuple[LocalStore, int]) -> None:
+    """`ls -l` of labels/ renders no label: sizes come from the annotation (numbers have 8 characters)."""
+    from slyfs.formats.registry import registry
+    from tests.test_views_common import context
+
+    store, pid = sdk_store
+    ctx = context(store)
+    files = walk(registry().view("yolo")(ctx, store.get_project(pid)))
+    labels = {p: f.size for p, f in files.items() if "/labels/" in p}
+    assert labels and not ctx.renders._cache
+    assert any(size > 0 for size in labels.values())
+    for path, size in labels.items():
+        data = files[path].read(0, 1 << 20)
+        assert len(data) == size, path
+        assert all(len(v) == 8 for line in data.decode().splitlines() for v in line.split()[1:] if "." in v)

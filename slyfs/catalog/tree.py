@@ -13,7 +13,7 @@ from slyfs.formats.registry import Format, Registry, registry
 from slyfs.model.entities import Project, Team, Workspace, parse_time
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import TextFile
-from slyfs.vfs.names import escape_name
+from slyfs.vfs.names import escape_name, unique
 from slyfs.vfs.nodes import DirNode, IndexedDir, Node
 
 
@@ -33,7 +33,7 @@ class RootDir(DirNode):
         nodes: list[Node] = [self.readme]
         if self.extra:
             nodes += self.extra()
-        nodes += TeamsDir(self.ctx, self.formats).children()
+        nodes += TeamsDir(self.ctx, self.formats, frozenset(n.name for n in nodes)).children()
         return nodes
 
     def child(self, name: str) -> Node | None:
@@ -44,12 +44,20 @@ class RootDir(DirNode):
 
 
 class TeamsDir(IndexedDir):
-    def __init__(self, ctx: ViewContext, formats: Registry) -> None:
-        super().__init__("", 0.0, ctx, ("teams",))
+    """The teams, beside the root's own entries (`reserved`): a team named `import` or `README.txt`
+    shows as `import~2`, never hiding the drop zone or listed twice."""
+
+    def __init__(self, ctx: ViewContext, formats: Registry, reserved: frozenset[str] = frozenset()) -> None:
+        super().__init__("", 0.0, ctx, ("teams", reserved))
         self.formats = formats
+        self.reserved = reserved
 
     def build(self) -> list[Node]:
-        return [TeamDir(self.ctx, t, self.formats) for t in self.ctx.platform.teams()]
+        taken = set(self.reserved)
+        teams = [TeamDir(self.ctx, t, self.formats) for t in self.ctx.platform.teams()]
+        for team in teams:
+            team.name = unique(team.name, taken)
+        return list(teams)
 
 
 class TeamDir(IndexedDir):

@@ -1,22 +1,34 @@
 """What the generated views share: one snapshot of a project's inputs (meta, datasets, flat
-dataset names), the names of images and of files derived from them, version keys, and
-`ImageDerivedFile`, a file rendered from one image and its annotation.
+dataset names), the names of images and of files derived from them, version keys, and the file
+nodes rendered from one image and its annotation (`ImageDerivedFile`, `AnnotatedFile`).
 
-Stable bytes. Every render function is a closure over the input records it renders (annotation,
-image info, parsed meta), so a re-render after cache eviction gives the same bytes even if the
-platform has changed since: the new data gets a new node (and key) after the TTL.
+Bounded memory. A folder of 100,000 files is 100,000 nodes, kept for the TTL by the listing cache
+and per inode by the FUSE layer, so a node holds ids, names, versions and small facts only: the
+image as its packed row of the dataset's image list (shared with it), the annotation as its
+`AnnVersion` (update time, text length), never the parsed annotation. What the files of a folder
+share (the meta, render functions) is one object per listing; render and size functions are
+module-level functions applied to per-project inputs, never closures over one image's data.
+
+Stable bytes. A node finds its annotation again by its version in the dataset's snapshot when it
+needs it; same version, same bytes. If the platform has changed it since the listing, the read
+fails with ESTALE instead of serving other bytes than the size announced; after the TTL the FUSE
+layer asks for a fresh node, which lists the new version.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
 import logging
+import struct
+import zlib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -24,9 +36,11 @@ from slyfs.formats.supervisely import children_of, image_file_name
 from slyfs.model.annotation import Annotation, Tag
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
 from slyfs.model.errors import FormatError
+from slyfs.model.geometry import AlphaMask, Bitmap, Geometry, MultiPolygon, Polygon, Rectangle
 from slyfs.model.meta import ProjectMeta
+from slyfs.platform.cached import AnnVersion, ImageList
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import RenderSizeError
+from slyfs.vfs.files import RenderSizeError, render_log
 from slyfs.vfs.names import escape_name, nested_name, unique
 from slyfs.vfs.nodes import FileNode
 
@@ -103,7 +117,7 @@ def project_inputs(ctx: ViewContext, project: Project) -> ProjectInputs:
 # ---- images and annotations ---------------------------------------------------------------------
 
 
-def image_names(images: list[ImageInfo]) -> list[str]:
+def image_names(images: Iterable[ImageInfo]) -> list[str]:
     """The file names of a dataset's images in the views (escaped SDK names, unique in order)."""
     taken: set[str] = set()
     return [unique(escape_name(image_file_name(im)), taken) for im in images]
@@ -161,6 +175,95 @@ def parse_annotation(info: AnnotationInfo | None, meta: ProjectMeta, image: Imag
         return None
 
 
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def stored_mask_has_pixels(geometry: Bitmap | AlphaMask) -> bool | None:
+    """Whether a parsed mask's stored PNG has a set pixel, read from its deflated rows without
+    decoding the image: rows that are all zero bytes (under any PNG filter) hold no set pixel, and
+    rows with a non-zero byte hold one when the PNG's samples decide the mask alone (gray without
+    tRNS; for bitmaps also a palette whose tRNS makes only index 0 transparent, as the SDK writes
+    them) and no padding bits can be what is non-zero; filtered 1-bit rows with padding (most SDK
+    masks) are decoded by OpenCV, far cheaper than PIL. None when that does not settle it."""
+    src = geometry.source_json
+    data = src.get("bitmap", {}).get("data") if isinstance(src, dict) and isinstance(src.get("bitmap"), dict) else None
+    if not isinstance(data, str):
+        return None
+    try:
+        raw = base64.b64decode(data)
+        try:
+            png = zlib.decompress(raw)
+        except zlib.error:
+            png = raw
+        if not png.startswith(_PNG):
+            return None
+        pos, idat, head, trns = 8, [], None, None
+        while pos + 8 <= len(png):
+            n, kind = struct.unpack(">I4s", png[pos : pos + 8])
+            body = png[pos + 8 : pos + 8 + n]
+            pos += 12 + n
+            if kind == b"IHDR":
+                head = struct.unpack(">IIBBBBB", body)
+            elif kind == b"tRNS":
+                trns = body
+            elif kind == b"IDAT":
+                idat.append(body)
+            elif kind == b"IEND":
+                break
+        if head is None:
+            return None
+        width, height, depth, color, _, _, interlace = head
+        if interlace or color not in (0, 3) or (color == 0 and (trns is not None or depth > 8)):
+            return None
+        if color == 3 and (isinstance(geometry, AlphaMask) or (trns is not None and (
+                not trns or trns[0] != 0 or 0 in trns[1:]))):
+            return None  # index 0 opaque, or another index transparent: the indices alone do not tell
+        row = (width * depth + 7) // 8
+        rows = zlib.decompress(b"".join(idat))
+        if len(rows) != height * (row + 1):
+            return None
+        grid = np.frombuffer(rows, np.uint8).reshape(height, row + 1)
+        samples = grid[:, 1:]
+        if not samples.any():
+            return False  # every PNG filter turns all-zero rows into all-zero bytes, and back
+        pad = 8 * row - width * depth
+        if not pad:
+            return True
+        if not grid[:, 0].any():  # unfiltered: the bytes are the samples; ignore the padding bits
+            return bool(samples[:, :-1].any() or (samples[:, -1] & ((0xFF << pad) & 0xFF)).any())
+        if color == 3 and trns is not None:  # libpng (OpenCV) expands tRNS to alpha: a tenth of PIL's cost
+            decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+            if decoded is not None and decoded.ndim == 3 and decoded.shape[2] == 4:
+                return bool(decoded[:, :, 3].any())
+        return None
+    except (ValueError, zlib.error, struct.error):
+        return None
+
+
+def drawn_in(geometry: Geometry, height: int, width: int) -> bool:
+    """Whether the geometry has a raster pixel in the image (`geometry.bbox(height, width) is not
+    None`), from its coordinates when they settle it: a rectangle by clipping, a polygon (or a part
+    of a multipolygon) without holes when one of its vertices is in the image (OpenCV fills the
+    outline, vertices included), a mask inside the image by its stored rows
+    (`stored_mask_has_pixels`). Anything else is rasterized: holes, shapes over the edge."""
+    if isinstance(geometry, Rectangle):
+        return geometry.bbox(height, width) is not None
+    if isinstance(geometry, Bitmap | AlphaMask):
+        x0, y0, x1, y1 = geometry.extent()
+        if x0 >= 0 and y0 >= 0 and x1 < width and y1 < height:
+            known = stored_mask_has_pixels(geometry)
+            if known is not None:
+                return known
+    if isinstance(geometry, Polygon | MultiPolygon):
+        parts = [geometry] if isinstance(geometry, Polygon) else list(geometry.parts)
+        for part in parts:
+            ring = part.exterior
+            if not part.holes and len(ring) and bool(
+                    ((ring[:, 0] >= 0) & (ring[:, 0] < width) & (ring[:, 1] >= 0) & (ring[:, 1] < height)).any()):
+                return True
+    return geometry.bbox(height, width) is not None
+
+
 def ann_mtime(image: ImageInfo, info: AnnotationInfo | None) -> float:
     times = [parse_time(image.updated_at)]
     if info is not None:
@@ -184,8 +287,18 @@ def decode_image(data: bytes, height: int, width: int) -> np.ndarray:
     return np.asarray(rgb).copy()
 
 
+HEADER_PROBE = 64 << 10  # image headers (JPEG SOF after EXIF, PNG IHDR) are almost always in here
+
+
 def decoded_dims(ctx: ViewContext, image: ImageInfo) -> tuple[int, int]:
-    """(height, width) from the image file itself, for images the platform has no size for."""
+    """(height, width) from the image file's header, for images the platform has no size for: the
+    file's first 64 KiB (PIL reads only the header), the whole file if the header is not in there."""
+    if image.size and image.size > HEADER_PROBE:
+        try:
+            with Image.open(io.BytesIO(ctx.platform.read_image(image, 0, HEADER_PROBE))) as im:
+                return im.height, im.width
+        except (OSError, SyntaxError, ValueError):  # PIL's errors for a cut-off header
+            pass
     with Image.open(io.BytesIO(read_whole_image(ctx, image))) as im:
         return im.height, im.width
 
@@ -203,79 +316,178 @@ def read_whole_image(ctx: ViewContext, image: ImageInfo) -> bytes:
 # ---- file nodes ----------------------------------------------------------------------------------
 
 
-ImageRender = Callable[[AnnotationInfo | None, tuple[int, int]], bytes]
+def known_dims(image: ImageInfo) -> tuple[int, int] | None:
+    """(height, width) when the platform records them."""
+    return (image.height, image.width) if image.height and image.width else None
+
+
+def ann_mtime_of(image: ImageInfo, ann: AnnVersion | None) -> float:
+    """`ann_mtime` from the annotation's version, without the annotation."""
+    return max(parse_time(image.updated_at), parse_time(ann[0])) if ann is not None else parse_time(image.updated_at)
+
+
+def annotation_of(ctx: ViewContext, image: ImageInfo, ann: AnnVersion | None) -> AnnotationInfo | None:
+    """The annotation a file was listed with (its `AnnVersion`), looked up again in the dataset's
+    snapshot (parsed there, in its bounded LRU); `Changed` (ESTALE) if it has changed since."""
+    return ctx.platform.annotations(image.dataset_id).lookup(image.id, ann)
+
+
+def _checked(name: str, size: int, render: Callable[[], bytes]) -> bytes:
+    render_log.debug("render %s", name)
+    data = render()
+    if len(data) != size:
+        raise RenderSizeError(f"{name}: rendered {len(data)} bytes, announced {size}")
+    return data
+
+
+ImageRender = Callable[[AnnotationInfo | None, ImageInfo, tuple[int, int]], bytes]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class DerivedKind:
+    """What the files of one listing of `ImageDerivedFile`s share: the render key's prefix, the size
+    from (height, width) and the render function (module-level functions, partially applied to
+    per-project inputs such as the meta: never to one image's data)."""
+
+    ctx: ViewContext
+    key: Hashable
+    size_of: Callable[[int, int], int]
+    render: ImageRender
 
 
 class ImageDerivedFile(FileNode):
     """A file generated from one image and its annotation (a mask, a preview) whose size follows
-    from the image's dimensions alone (`size_of(height, width)`).
+    from the image's dimensions alone (`kind.size_of(height, width)`).
 
-    Listing a folder of them needs only the images: the annotation is looked up (in the
-    dataset's bulk-fetched, cached annotations) when the file is first read, and then stays fixed
-    for this node, so the bytes and the version agree. After the TTL the FUSE layer asks for a
-    fresh node, which looks up the annotation again. Images without dimensions take them from
-    their annotation's `size`, else from decoding the image (then the size is the rendering's).
+    Listing a folder of them needs only the images: the node holds the image's packed row
+    (`ImageList.rows`, shared with the list) and, once looked up, the annotation's version
+    (`AnnVersion`, never the annotation). The annotation is found again in the dataset's snapshot
+    when the file is rendered; if it has changed since this node looked it up, the read fails with
+    ESTALE (after the TTL the FUSE layer asks for a fresh node, which looks it up again). Images
+    without dimensions take them from their annotation's `size`, else from the image file's header
+    (`decoded_dims`): a stat never renders the file.
 
     `version` must be cheap (the FUSE layer asks on its event loop): until this node has looked
     its annotation up, it is a token of its own, which only costs a kept page cache.
     """
 
-    def __init__(self, name: str, ctx: ViewContext, image: ImageInfo, key: Hashable,
-                 size_of: Callable[[int, int], int], render: ImageRender) -> None:
+    __slots__ = ("_resolved", "_size", "kind", "row")
+
+    def __init__(self, name: str, kind: DerivedKind, image: ImageInfo, row: bytes) -> None:
         super().__init__(name, parse_time(image.updated_at))
-        self.ctx, self.image, self.key = ctx, image, key
-        self._size_of, self._render = size_of, render
-        self._resolved: tuple[AnnotationInfo | None, tuple[int, int] | None] | None = None
+        self.kind, self.row = kind, row
+        dims = known_dims(image)
+        self._size: int | None = kind.size_of(*dims) if dims is not None else None
+        self._resolved: tuple[AnnVersion | None, tuple[int, int]] | None = None
 
-    def _resolve(self) -> tuple[AnnotationInfo | None, tuple[int, int] | None]:
+    @property
+    def image(self) -> ImageInfo:
+        return ImageList.unpack(self.row)
+
+    def _resolve(self) -> tuple[AnnVersion | None, tuple[int, int]]:
         if self._resolved is None:
-            image = self.image
-            info = self.ctx.platform.annotations(image.dataset_id).get(image.id)
-            self._resolved = info, frame_size(image, info)
+            image, ctx = self.image, self.kind.ctx
+            snapshot = ctx.platform.annotations(image.dataset_id)
+            ann = snapshot.version(image.id)
+            dims = known_dims(image)
+            if dims is None:
+                info = snapshot.lookup(image.id, ann)
+                dims = frame_size(image, info) or decoded_dims(ctx, image)
+            self._resolved = ann, dims
         return self._resolved
-
-    def _known_dims(self) -> tuple[int, int] | None:
-        if self.image.height and self.image.width:
-            return self.image.height, self.image.width
-        return None
 
     @property
     def size(self) -> int:
-        dims = self._known_dims() or self._resolve()[1]
-        return self._size_of(*dims) if dims is not None else len(self.data())
+        if self._size is None:
+            self._size = self.kind.size_of(*self._resolve()[1])
+        return self._size
 
     def cheap_size(self) -> int | None:
-        dims = self._known_dims()
-        return self._size_of(*dims) if dims is not None else None
+        return self._size
 
     def _render_key(self) -> Hashable:
-        info, dims = self._resolve()
-        return (self.key, self.image.id, self.image.hash, ann_version(info), dims)
+        ann, dims = self._resolve()
+        return (self.kind.key, self.row, ann, dims)
 
     @property
     def version(self) -> Hashable:
         return ("unresolved", id(self)) if self._resolved is None else self._render_key()
 
     def data(self) -> bytes:
-        info, dims = self._resolve()
-
-        def render() -> bytes:
-            if dims is None:
-                return self._render(info, decoded_dims(self.ctx, self.image))
-            data = self._render(info, dims)
-            if len(data) != self._size_of(*dims):
-                raise RenderSizeError(f"{self.name}: rendered {len(data)} bytes, announced {self._size_of(*dims)}")
-            return data
-
-        return self.ctx.renders.get(self._render_key(), render)
+        ann, dims = self._resolve()
+        image, kind = self.image, self.kind
+        return kind.ctx.renders.get(self._render_key(), lambda: _checked(
+            self.name, self.size, lambda: kind.render(annotation_of(kind.ctx, image, ann), image, dims)))
 
     def cheap_read(self, offset: int, size: int) -> bytes | None:
         if self._resolved is None:
             return None
-        data = self.ctx.renders.peek(self._render_key())
+        data = self.kind.ctx.renders.peek(self._render_key())
         return None if data is None else data[offset : offset + size]
 
     def read(self, offset: int, size: int) -> bytes:
+        return self.data()[offset : offset + size]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class AnnotatedKind:
+    """What the files of one listing of `AnnotatedFile`s share: the render key's prefix, and the
+    size and render functions of (annotation, image, the file's own small argument) — module-level
+    functions, partially applied to per-project inputs only."""
+
+    ctx: ViewContext
+    key: Hashable
+    size: Callable[[AnnotationInfo | None, ImageInfo, Any], int]
+    render: Callable[[AnnotationInfo | None, ImageInfo, Any], bytes]
+
+
+class AnnotatedFile(FileNode):
+    """A file generated from one image's annotation whose size needs the annotation itself (label
+    texts, XML, instance masks). Listed with the annotation's version from the dataset's snapshot
+    (`AnnotationSnapshot.versions`: nothing parsed); the first stat looks the annotation up (parsed
+    in the snapshot's bounded LRU) to work the size out, unless the listing knew it; a read renders
+    it once per version through the render cache. The node keeps ids and versions only: the
+    image's packed row (shared with the image list), the `AnnVersion`, a small hashable `arg` (an
+    object index, a VOC id record), and the size once known. An annotation that changed since the
+    listing fails the read with ESTALE (`Changed`); after the TTL the node is listed afresh."""
+
+    __slots__ = ("_size", "ann", "arg", "kind", "row")
+
+    def __init__(self, name: str, kind: AnnotatedKind, row: bytes, ann: AnnVersion | None, mtime: float,
+                 arg: Hashable = None, size: int | None = None) -> None:
+        super().__init__(name, mtime)
+        self.kind, self.row, self.ann, self.arg, self._size = kind, row, ann, arg, size
+
+    @property
+    def image(self) -> ImageInfo:
+        return ImageList.unpack(self.row)
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            image = self.image
+            self._size = self.kind.size(annotation_of(self.kind.ctx, image, self.ann), image, self.arg)
+        return self._size
+
+    def cheap_size(self) -> int | None:
+        return self._size
+
+    @property
+    def version(self) -> Hashable:
+        return (self.kind.key, self.row, self.ann, self.arg)
+
+    def data(self) -> bytes:
+        image, kind, arg = self.image, self.kind, self.arg
+        return kind.ctx.renders.get(self.version, lambda: _checked(
+            self.name, self.size, lambda: kind.render(annotation_of(kind.ctx, image, self.ann), image, arg)))
+
+    def cheap_read(self, offset: int, size: int) -> bytes | None:
+        data = self.kind.ctx.renders.peek(self.version)
+        return None if data is None else data[offset : offset + size]
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset >= self.size:
+            return b""
         return self.data()[offset : offset + size]
 
 

@@ -1,5 +1,5 @@
-"""Supervisely Format's own file layout, as the official SDK writes it: image file names, annotation
-JSON bytes, and the `img/` and `ann/` folders of a dataset.
+"""Supervisely Format's own file layout, as the official SDK reads it: image file names, the meta's
+JSON bytes, and the `img/` and `ann/` folders of a dataset (annotations as the platform stores them).
 
 The `sly/` view is made of these; other views reuse them (the masks export carries `img/` and `ann/`
 beside its masks, every view names images as the SDK does), so they live below the formats.
@@ -7,16 +7,18 @@ beside its masks, every view names images as the SDK does), so they live below t
 
 from __future__ import annotations
 
-import functools
 import json
+from collections.abc import Hashable
 from typing import Any
 
 from slyfs.model.entities import Dataset, ImageInfo, parse_time
+from slyfs.platform.cached import AnnVersion
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import ImageFile, RenderedFile
+from slyfs.vfs.files import ImageFile
 from slyfs.vfs.names import escape_name
-from slyfs.vfs.nodes import IndexedDir, Node
+from slyfs.vfs.nodes import FileNode, IndexedDir, Node
 
+ANN_ROOM = len(".json")  # ann/<image>.json pairs with img/<image>: both must fit a path component
 SDK_EXT_ALIASES = {"jpg": "jpeg", "jpeg": "jpeg", "mpo": "jpeg"}
 
 
@@ -51,10 +53,41 @@ class SlyImages(IndexedDir):
 
     def build(self) -> list[Node]:
         p = self.ctx.platform
+        images = p.images(self.ds.id)
         return [
-            ImageFile(escape_name(image_file_name(im)), im, p, parse_time(im.updated_at))
-            for im in p.images(self.ds.id)
+            ImageFile(escape_name(image_file_name(im), room=ANN_ROOM), row, p, parse_time(im.updated_at), im.size)
+            for row, im in zip(images.rows, images, strict=True)
         ]
+
+
+class AnnotationFile(FileNode):
+    """`ann/<image>.json`: the annotation's JSON text exactly as the dataset's snapshot stores it
+    (compact, ASCII-escaped: `platform.cached.ascii_json`). Its size is the text's length, listed
+    with the folder (`AnnotationSnapshot.versions`); a read takes the slice asked for from the
+    snapshot. Nothing is parsed or rendered, and the node holds ids and the version only."""
+
+    __slots__ = ("ann", "ctx", "dataset_id", "image_id")
+
+    def __init__(self, name: str, ctx: ViewContext, dataset_id: int, image_id: int, ann: AnnVersion) -> None:
+        super().__init__(name, parse_time(ann[0]))
+        self.ctx, self.dataset_id, self.image_id, self.ann = ctx, dataset_id, image_id, ann
+
+    @property
+    def size(self) -> int:
+        return self.ann[1]
+
+    def cheap_size(self) -> int | None:
+        return self.ann[1]
+
+    @property
+    def version(self) -> Hashable:
+        return ("sly-ann", self.image_id, self.ann)
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset >= self.ann[1]:
+            return b""
+        size = min(size, self.ann[1] - offset)
+        return self.ctx.platform.annotations(self.dataset_id).raw(self.image_id, self.ann, offset, size)
 
 
 class SlyAnns(IndexedDir):
@@ -63,21 +96,12 @@ class SlyAnns(IndexedDir):
         self.ds = ds
 
     def build(self) -> list[Node]:
-        p = self.ctx.platform
-        anns = p.annotations(self.ds.id)
+        p, ds_id = self.ctx.platform, self.ds.id
+        versions = p.annotations(ds_id).versions()
         nodes: list[Node] = []
-        for im in p.images(self.ds.id):
-            info = anns.get(im.id)
-            if info is None:
-                continue
-            ann = info.annotation
-            nodes.append(
-                RenderedFile(
-                    escape_name(image_file_name(im)) + ".json",
-                    parse_time(info.updated_at),
-                    ("sly-ann", im.id, info.updated_at),
-                    functools.partial(sdk_json, ann),
-                    self.ctx.renders,
-                )
-            )
+        for im in p.images(ds_id):
+            ann = versions.get(im.id)
+            if ann is not None:
+                name = escape_name(image_file_name(im), room=ANN_ROOM) + ".json"
+                nodes.append(AnnotationFile(name, self.ctx, ds_id, im.id, ann))
         return nodes

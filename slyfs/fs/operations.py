@@ -24,6 +24,7 @@ import trio
 
 from slyfs.fs.errors import errno_boundary
 from slyfs.platform.base import NotFound
+from slyfs.vfs.names import NAME_MAX
 from slyfs.vfs.nodes import DirNode, FileNode, Node
 from slyfs.vfs.staged import StagedDir, StagedFile
 
@@ -36,10 +37,21 @@ BLOCK_SIZE = 128 * 1024  # what the kernel reads per buffered request; cp sizes 
 # Bytes pushed into the page cache at first open: whole images and annotation files, the start of
 # larger ones (whose rest comes by READ requests, with the kernel's read-ahead).
 PUSH_BYTES = 1 << 20
-LISTED_ENTRIES_KEPT = 100_000  # readdir entries kept for the next `ls` of the same listing (~30 MB)
+# What the memory budget (`slyfs mount --memory`) buys here: the kernel holds an inode for every file
+# `ls -lR` showed (1.5 million in masks/ of 100,000 images), and each costs us an entry and its node.
+INODE_BYTES = 800  # an Entry, its node and its path, measured at 100,000 files
+INODE_SHARE = 0.25  # of the budget: inodes the kernel holds (past that, it is asked to forget the oldest)
+LISTED_BYTES = 300  # a kept readdir entry with its attributes
+LISTED_SHARE = 0.10  # of the budget: listings kept for the next `ls` of the same folder
+DEFAULT_MEMORY = 256 << 20
+
+# The one pyfuse3 call a handler cannot make outside a live FUSE session: a ReaddirToken only comes
+# with a kernel request. The in-process model test (tests/test_fs_model.py) puts the kernel's side of
+# it here (a list of the entries handed out); every other handler runs there exactly as mounted.
+readdir_reply = pyfuse3.readdir_reply
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     node: Node
     path: tuple[str, ...]
@@ -48,7 +60,7 @@ class Entry:
     opened_version: Any = None
 
 
-@dataclass
+@dataclass(slots=True)
 class DirEntry:
     name: bytes
     attrs: pyfuse3.EntryAttributes
@@ -56,7 +68,7 @@ class DirEntry:
     path: tuple[str, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class Listing:
     """A folder's entries as readdir hands them out, and the node list they were made from."""
 
@@ -64,7 +76,7 @@ class Listing:
     entries: list[DirEntry]
 
 
-@dataclass
+@dataclass(slots=True)
 class DirHandle:
     path: tuple[str, ...]
     entries: list[DirEntry]
@@ -74,8 +86,11 @@ class DirHandle:
 class SlyOperations(pyfuse3.Operations):
     """Read-only FUSE operations over a tree of view nodes."""
 
-    def __init__(self, root: DirNode, *, ttl: float = 5.0, threads: int = 16) -> None:
+    def __init__(self, root: DirNode, *, ttl: float = 5.0, threads: int = 16, memory: int = DEFAULT_MEMORY) -> None:
         super().__init__()
+        self.max_inodes = max(10_000, int(memory * INODE_SHARE) // INODE_BYTES)
+        self.max_listed = max(10_000, int(memory * LISTED_SHARE) // LISTED_BYTES)
+        self._recent: OrderedDict[int, None] = OrderedDict()  # file inodes the kernel holds, oldest first
         self.root = root
         self.ttl = ttl
         self.limiter = trio.CapacityLimiter(threads)
@@ -117,7 +132,26 @@ class SlyOperations(pyfuse3.Operations):
             entry.fetched = time.monotonic()
         if isinstance(node, StagedDir):
             self.staged_dirs[node.path] = ino
+        elif not isinstance(node, DirNode):
+            self._recent[ino] = None
+            self._recent.move_to_end(ino)
+            if len(self._recent) > self.max_inodes:
+                self._let_go(self._recent.popitem(last=False)[0])
         return ino
+
+    def _let_go(self, ino: int) -> None:
+        """Ask the kernel to drop its entry for a file inode (it then forgets the inode, and `forget`
+        frees what we keep for it): how the inode table stays within the memory budget however many
+        files `ls -lR` or `find` met. Harmless for a file still in use: the kernel keeps an open
+        file's inode, and a later lookup finds the file again."""
+        entry = self.entries.get(ino)
+        parent = self.inode_of.get(entry.path[:-1]) if entry is not None and entry.path else None
+        if entry is None or parent is None:
+            return
+        try:  # queued to pyfuse3's own thread: safe from a handler, never waits
+            pyfuse3.invalidate_entry_async(parent, os.fsencode(entry.path[-1]), ignore_enoent=True)
+        except Exception as e:  # no live session (in-process tests) or the queue refused it
+            log.debug("cannot ask the kernel to forget %s: %s", "/".join(entry.path), e)
 
     def forget_staged(self, path: Path) -> None:
         """Make the kernel drop its entry for a staged path the import runner removed behind its back.
@@ -200,11 +234,12 @@ class SlyOperations(pyfuse3.Operations):
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         parent = self._entry(parent_inode)
         sname = os.fsdecode(name)
-        if sname == ".":
-            return await self.getattr(parent_inode, ctx)
-        if sname == "..":
-            ppath = parent.path[:-1]
-            return await self.getattr(self.inode_of.get(ppath, pyfuse3.ROOT_INODE), ctx)
+        if sname in (".", ".."):
+            return await self._lookup_dots(parent, parent_inode, sname, ctx)
+        if len(name) > NAME_MAX:  # no such name can exist here (a staged one would be the disk's ENAMETOOLONG)
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        if not name or b"/" in name or b"\0" in name:  # not a name (in staging "" would be the folder itself)
+            raise pyfuse3.FUSEError(errno.ENOENT)
         if not isinstance(parent.node, DirNode):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         path = parent.path + (sname,)
@@ -233,6 +268,20 @@ class SlyOperations(pyfuse3.Operations):
         ino = self._register(node, path)
         attrs.st_ino = ino
         self.entries[ino].lookups += 1
+        return attrs
+
+    async def _lookup_dots(
+        self, parent: Entry, parent_inode: int, sname: str, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        """`.` and `..` (asked only through an NFS export): the folder itself or the one above it,
+        counted like any lookup's answer, since the kernel will forget it like one."""
+        path = parent.path if sname == "." else parent.path[:-1]
+        ino = parent_inode if sname == "." else self.inode_of.get(path)
+        if ino is None:  # the kernel holds a folder, not necessarily the one above it
+            ino = self._register(await self.run(self._resolve, path), path)
+        attrs = await self.getattr(ino, ctx)
+        if ino != pyfuse3.ROOT_INODE:
+            self.entries[ino].lookups += 1
         return attrs
 
     def _negative_entry(self) -> pyfuse3.EntryAttributes:
@@ -271,6 +320,7 @@ class SlyOperations(pyfuse3.Operations):
             entry.lookups -= n
             if entry.lookups <= 0:
                 del self.entries[inode]
+                self._recent.pop(inode, None)
                 if self.inode_of.get(entry.path) == inode:
                     del self.inode_of[entry.path]
                 if isinstance(entry.node, StagedDir) and self.staged_dirs.get(entry.node.path) == inode:
@@ -280,7 +330,7 @@ class SlyOperations(pyfuse3.Operations):
         s = pyfuse3.StatvfsData()
         s.f_bsize = BLOCK_SIZE
         s.f_frsize = 4096
-        s.f_namemax = 255
+        s.f_namemax = NAME_MAX
         return s
 
     # ---- folders ---------------------------------------------------------------------------------
@@ -307,12 +357,12 @@ class SlyOperations(pyfuse3.Operations):
         return self._new_handle(DirHandle(path, listing.entries))
 
     def _keep_listing(self, path: tuple[str, ...], listing: Listing) -> None:
-        """Remember the latest listings, least recently listed dropped past LISTED_ENTRIES_KEPT entries."""
+        """Remember the latest listings, least recently listed dropped past `max_listed` entries."""
         old = self._listings.pop(path, None)
         self._listed -= len(old.entries) if old else 0
         self._listings[path] = listing
         self._listed += len(listing.entries)
-        while self._listed > LISTED_ENTRIES_KEPT and len(self._listings) > 1:
+        while self._listed > self.max_listed and len(self._listings) > 1:
             _, dropped = self._listings.popitem(last=False)
             self._listed -= len(dropped.entries)
 
@@ -323,7 +373,7 @@ class SlyOperations(pyfuse3.Operations):
             e = entries[i]
             ino = self._inode_for(e.path)
             e.attrs.st_ino = ino
-            if not pyfuse3.readdir_reply(token, e.name, e.attrs, i + 1):
+            if not readdir_reply(token, e.name, e.attrs, i + 1):
                 return
             self._register(e.node, e.path)
             self.entries[ino].lookups += 1
@@ -335,12 +385,12 @@ class SlyOperations(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         entry = await self._fresh(inode)
         node = entry.node
+        if not isinstance(node, FileNode):  # a folder is EISDIR before it is read-only (as open(2) says)
+            raise pyfuse3.FUSEError(errno.EISDIR)
         if isinstance(node, StagedFile):
             return await self._open_staged(node, flags)
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
             raise pyfuse3.FUSEError(errno.EROFS)
-        if not isinstance(node, FileNode):
-            raise pyfuse3.FUSEError(errno.EISDIR)
         fh = self._new_handle(node)
         if entry.opened_version is None:
             # First open of this inode (the kernel holds none of its pages): hand the kernel the
@@ -411,12 +461,16 @@ class SlyOperations(pyfuse3.Operations):
         sname = os.fsdecode(name)
         if sname in ("", ".", "..") or "/" in sname or "\0" in sname:
             raise pyfuse3.FUSEError(errno.EINVAL)
+        if len(name) > NAME_MAX:  # before the disk: a workspace not staged yet would say ENOENT
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
         return sname
 
-    def _staged_attrs(self, node: StagedFile | StagedDir, inode: int) -> pyfuse3.EntryAttributes:
-        """Attributes from the staged file itself (it changes as it is written)."""
+    def _staged_attrs(
+        self, node: StagedFile | StagedDir, inode: int, st: os.stat_result | None = None
+    ) -> pyfuse3.EntryAttributes:
+        """Attributes from the staged file itself (it changes as it is written), or from `st`."""
         try:
-            st = os.stat(node.path)
+            st = st if st is not None else os.stat(node.path)
         except FileNotFoundError:
             if isinstance(node, StagedFile):
                 raise NotFound(str(node.path)) from None
@@ -468,6 +522,8 @@ class SlyOperations(pyfuse3.Operations):
         parent, pdir = await self._staged_dir(parent_inode)
         sname = self._component(name)
         path = pdir.path / sname
+        if pdir.zone.reserved(sname):  # a folder there would stop the owner from writing its file
+            raise pyfuse3.FUSEError(errno.EACCES)
 
         def make() -> StagedDir:
             pdir.path.mkdir(parents=True, exist_ok=True)
@@ -502,6 +558,7 @@ class SlyOperations(pyfuse3.Operations):
 
         def move() -> None:
             if flags & RENAME_NOREPLACE and os.path.lexists(dst):
+                os.lstat(src)  # no source is ENOENT before the target is EEXIST, as rename(2) has it
                 raise FileExistsError(errno.EEXIST, "exists", str(dst))
             ndir.path.mkdir(parents=True, exist_ok=True)
             os.rename(src, dst)
@@ -523,38 +580,56 @@ class SlyOperations(pyfuse3.Operations):
             entry.fetched = 0.0  # re-resolve: the node's disk path changed
 
     async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]
-        entry = await self._fresh(inode)
-        node = entry.node
+        # ftruncate(), fchmod(), futimens() come with the open file's handle and act on that file, which
+        # may have been removed or renamed over since (its path then names another file, or none).
+        handle = self.handles.get(fh) if fh is not None else None
+        entry: Entry | None
+        if isinstance(handle, StagedHandle):
+            entry, node = None, handle.node
+        else:
+            entry = await self._fresh(inode)
+            node = entry.node
         if not isinstance(node, StagedFile | StagedDir):
             raise pyfuse3.FUSEError(errno.EROFS)
+        if isinstance(node, StagedDir) and fields.update_size:
+            raise pyfuse3.FUSEError(errno.EISDIR)  # whether or not the folder is staged yet
         if isinstance(node, StagedFile) and not node.writable and fields.update_size:
             raise pyfuse3.FUSEError(errno.EACCES)
         path = node.path
+        target: int | Path = handle.fd if isinstance(handle, StagedHandle) else path
 
-        def apply() -> None:
+        def apply() -> os.stat_result:
+            if isinstance(node, StagedDir):  # a workspace before its first import: made on demand, as create does
+                path.mkdir(parents=True, exist_ok=True)
             if fields.update_size:
-                os.truncate(path, attr.st_size)
+                os.truncate(target, attr.st_size)
             if fields.update_mode:
-                os.chmod(path, stat.S_IMODE(attr.st_mode))
+                os.chmod(target, stat.S_IMODE(attr.st_mode))
             if fields.update_atime or fields.update_mtime:
-                st = os.stat(path)
+                st = os.stat(target)
                 atime = attr.st_atime_ns if fields.update_atime else st.st_atime_ns
                 mtime = attr.st_mtime_ns if fields.update_mtime else st.st_mtime_ns
-                os.utime(path, ns=(atime, mtime))
+                os.utime(target, ns=(atime, mtime))
+            return os.stat(target)
 
-        await self.run(apply)
+        st = await self.run(apply)
         if fields.update_size:
             node.zone.changed(path)
-        fresh = await self.run(lambda: StagedFile(path, node.zone) if isinstance(node, StagedFile) else node)
-        entry.node = fresh
-        return self._staged_attrs(fresh, inode)
+        if entry is not None and isinstance(node, StagedFile):
+            zone = node.zone
+            entry.node = await self.run(lambda: StagedFile(path, zone))  # its size and mtime as they are now
+        return self._staged_attrs(node, inode, st)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         handle = self.handles[fh]
         if not isinstance(handle, StagedHandle):
             raise pyfuse3.FUSEError(errno.EROFS)
         handle.wrote = True
-        return await self.run(os.pwrite, handle.fd, buf, off)
+        try:
+            return await self.run(os.pwrite, handle.fd, buf, off)
+        except OSError as e:  # the user's copy is now incomplete: the owner must not import it as is
+            handle.node.zone.write_failed(handle.node.path, e)
+            raise
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         handle = self.handles.get(fh)

@@ -7,8 +7,10 @@ Records survive a crash or an unmount: the next mount finds the folders again an
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -29,6 +31,25 @@ log = logging.getLogger("slyfs.import")
 STATUS_TMP = f".{STATUS_FILE}.tmp"  # written beside it, then renamed over it
 HISTORY_FILE = "HISTORY.txt"
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+PAUSED = "paused"  # the staging disk (or the job database) failed: resumes by itself once it works again
+
+# Faults of the disk rather than of the data: they pause an import instead of failing it.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+# SQLite's words for them, said the way the kernel says them for files
+_SQLITE_DISK_FAULTS = {"disk is full": errno.ENOSPC, "disk i/o error": errno.EIO, "readonly database": errno.EROFS,
+                       "unable to open database": errno.EIO}
+
+
+def disk_fault(e: BaseException) -> str | None:
+    """What is wrong with the disk if `e` is a disk fault (full, failing, read-only), else None."""
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror or errno.errorcode.get(e.errno or 0, 'disk error')}{where}"
+    if isinstance(e, sqlite3.OperationalError):
+        for words, code in _SQLITE_DISK_FAULTS.items():
+            if words in str(e).lower():
+                return f"{os.strerror(code)} (the job database: {e})"
+    return None
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs(
@@ -61,18 +82,54 @@ class Job:
     finished: float | None = None
 
 
+def _db_folder(folder: str) -> str | bytes:
+    """A folder name as SQLite can bind it: text, or its bytes when it is not UTF-8 (SQLite refuses the
+    surrogates os.fsdecode gives those)."""
+    try:
+        folder.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(folder)
+    return folder
+
+
 class JobStore:
     """The jobs table. One connection per thread; safe across processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self.readonly = readonly  # for `slyfs status`: reads even a database on a read-only disk
         self._local = threading.local()
-        self._db.executescript(SCHEMA)
+
+    def open(self) -> None:
+        """Create the table if needed. A database that is not one (a torn or overwritten file) is set
+        aside with a log line: the staged folders themselves say what to import, so nothing is lost."""
+        try:
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            if disk_fault(e) or isinstance(e, sqlite3.OperationalError):
+                raise
+            self.close()
+            aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
+            log.error("the job database %s is unreadable (%s); set aside as %s", self.path, e, aside.name)
+            self.path.rename(aside)
+            for extra in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + extra).unlink(missing_ok=True)
+            self._db.executescript(SCHEMA)
 
     @property
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
+            if self.readonly:
+                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+                try:
+                    db.execute("SELECT 1 FROM jobs LIMIT 1")
+                except sqlite3.OperationalError:  # WAL needs a writable folder: read the file as it is
+                    db.close()
+                    db = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True)
+                db.row_factory = sqlite3.Row
+                self._local.db = db
+                return db
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
@@ -84,13 +141,15 @@ class JobStore:
     def _job(row: sqlite3.Row) -> Job:
         d = dict(row)
         d["problems"] = json.loads(d["problems"])
+        if isinstance(d["folder"], bytes):
+            d["folder"] = os.fsdecode(d["folder"])
         return Job(**d)
 
     def current(self, team_id: int, workspace_id: int, folder: str) -> Job | None:
         """The newest job of a folder that is not done (a done folder is gone from staging)."""
         row = self._db.execute(
             "SELECT * FROM jobs WHERE team_id=? AND workspace_id=? AND folder=? AND state!=? ORDER BY id DESC LIMIT 1",
-            (team_id, workspace_id, folder, DONE),
+            (team_id, workspace_id, _db_folder(folder), DONE),
         ).fetchone()
         return self._job(row) if row else None
 
@@ -102,7 +161,7 @@ class JobStore:
             cur = self._db.execute(
                 "INSERT INTO jobs(team_id, workspace_id, folder, target, state, created, updated)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (team_id, workspace_id, folder, target, PENDING, now, now),
+                (team_id, workspace_id, _db_folder(folder), target, PENDING, now, now),
             )
             return self.get(cur.lastrowid or 0)
         if job.state != PENDING:
@@ -123,7 +182,7 @@ class JobStore:
         """The user removed the folder: forget its unfinished job."""
         self._db.execute(
             "DELETE FROM jobs WHERE team_id=? AND workspace_id=? AND folder=? AND state!=?",
-            (team_id, workspace_id, folder, DONE),
+            (team_id, workspace_id, _db_folder(folder), DONE),
         )
 
     def all(self) -> list[Job]:
@@ -169,6 +228,10 @@ def status_text(job: Job) -> str:
     if job.state == PENDING:
         lines.append("")
         lines.append("waiting for copying to finish (no open file and no change for the settle time)")
+    elif job.state == PAUSED:
+        lines.append("")
+        lines.append("paused: the import resumes by itself once the disk works again (free space, remount")
+        lines.append("read-write); files whose copy failed must be copied again")
     return "\n".join(lines) + "\n"
 
 
@@ -246,6 +309,8 @@ def run_job(
         if isinstance(e, ImportFailed):
             return publish(state=FAILED, problems=[{"path": p.path, "problem": p.problem} for p in e.problems],
                            message=f"{len(e.problems)} problem(s)", finished=time.time())
+        if disk_fault(e):  # not the data's fault: the drop zone pauses the import and resumes it
+            raise
         if isinstance(e, PlatformError):
             return publish(state=FAILED, message=f"platform: {e}", finished=time.time(),
                            problems=[{"path": "", "problem": f"platform error: {e}"}])
@@ -265,6 +330,6 @@ def clear_staging(folder: Path) -> None:
 
 
 __all__ = [
-    "DONE", "FAILED", "PENDING", "RUNNING", "HISTORY_FILE", "STATUS_FILE", "Job", "JobStore", "Problem",
-    "append_history", "clear_staging", "progress_bar", "run_job", "status_text", "write_status",
+    "DONE", "FAILED", "PAUSED", "PENDING", "RUNNING", "HISTORY_FILE", "STATUS_FILE", "Job", "JobStore", "Problem",
+    "append_history", "disk_fault", "clear_staging", "progress_bar", "run_job", "status_text", "write_status",
 ]

@@ -1,7 +1,11 @@
 """A caching Platform wrapper: what the mount reads goes through here.
 
-- Listings, metas and per-dataset annotation bundles live for `ttl` seconds (cachetools TTL
-  caches), so an `ls -l` of 10,000 annotation files costs one bulk call, not 10,000.
+- Listings, metas and per-dataset snapshots of images and annotations live for `ttl` seconds
+  (cachetools TTL caches), so an `ls -l` of 10,000 annotation files costs one bulk call, not 10,000.
+- Memory stays bounded at any dataset size (100,000 images and more): a dataset's images are kept
+  as compact packed rows (a few hundred bytes each, `ImageList`), its annotations in a SQLite file
+  on local disk (`AnnotationSnapshot`), filled page by page; only a least-recently-used set of parsed
+  annotations, bounded in bytes by the mount's memory budget, is held in memory.
 - Concurrent misses on one key wait for a single fetch instead of each asking the platform.
 - Image bytes of a remote platform are kept on disk by content hash (immutable, so never
   stale), bounded by `cache_size` with least-recently-used eviction. The local store is read
@@ -12,15 +16,22 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
+import json
 import logging
+import marshal
 import os
+import shutil
+import sqlite3
+import tempfile
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from cachetools import LRUCache, TTLCache
 
@@ -35,6 +46,10 @@ SWEEP_QUIET_SECONDS = 5.0  # a folder's read-ahead window starts small again aft
 MAX_QUEUED = 100_000
 INFLIGHT_WAIT_SECONDS = 120.0  # longer than any fetch (the client's retry budget bounds them)
 
+DEFAULT_MEMORY = 256 << 20  # the mount's memory budget for caches (`slyfs mount --memory`)
+BUNDLES_SHARE = 0.15  # of the budget: datasets' packed image lists
+PARSED_SHARE = 0.15  # of the budget: parsed annotations (the rest: listings, renders, the FUSE tables)
+
 T = TypeVar("T")
 MISSING: Any = object()
 
@@ -45,23 +60,34 @@ class SingleFlightCache:
     When a refresh fails because the platform is unreachable, the last value is served
     (stale-if-error): during an outage `ls` keeps working from what was seen, and only data
     never fetched fails.
+
+    When `getsizeof` weighs the values, `maxsize` bounds their total weight (not their count). A
+    value heavier than the whole bound is still kept, alone (every other value is dropped for it):
+    a folder of 100,000 files is looked up once per file by `cp -r`, and rebuilding its listing
+    for each lookup would make that quadratic.
     """
 
-    def __init__(self, ttl: float, maxsize: int = 4096) -> None:
-        self._cache: TTLCache[Hashable, Any] = TTLCache(maxsize=maxsize, ttl=ttl)
-        self._stale: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
+    def __init__(self, ttl: float, maxsize: int = 4096, getsizeof: Callable[[Any], float] | None = None) -> None:
+        self._cache: TTLCache[Hashable, Any] = TTLCache(maxsize=maxsize, ttl=ttl, getsizeof=getsizeof)
+        # stale-if-error values: never heavy ones (they would double what the budget allows)
+        self._stale: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize, getsizeof=getsizeof)
+        self._weigh = getsizeof
+        self._ttl = ttl
+        self._solo: tuple[Hashable, Any, float] | None = None  # (key, value, expiry) of a heavy value
         self._lock = threading.Lock()
         self._inflight: dict[Hashable, threading.Lock] = {}
 
     def get(self, key: Hashable, fetch: Callable[[], T]) -> T:
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
+            hit = self._lookup(key)
+            if hit is not MISSING:
+                return hit
             key_lock = self._inflight.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
-                if key in self._cache:
-                    return self._cache[key]
+                hit = self._lookup(key)
+                if hit is not MISSING:
+                    return hit
             try:
                 value = fetch()
             except Unavailable:
@@ -72,19 +98,41 @@ class SingleFlightCache:
                 log.warning("platform unreachable: serving the last listing of %s", key)
                 return stale
             with self._lock:
-                self._cache[key] = value
-                self._stale[key] = value
+                self._store(key, value)
                 self._inflight.pop(key, None)
             return value
+
+    def _store(self, key: Hashable, value: Any) -> None:
+        weight = self._weigh(value) if self._weigh else 1
+        if weight > self._cache.maxsize:  # alone, for its TTL: everything else goes
+            self._cache.clear()
+            self._stale.clear()
+            self._solo = (key, value, time.monotonic() + self._ttl)
+            return
+        if self._solo is not None and self._solo[0] == key:
+            self._solo = None
+        self._cache[key] = value
+        if weight <= self._stale.maxsize // 4:
+            self._stale[key] = value
+
+    def _lookup(self, key: Hashable) -> Any:
+        """The fresh cached value or MISSING (call with the lock held)."""
+        value = self._cache.get(key, MISSING)
+        if value is MISSING and self._solo is not None and self._solo[0] == key:
+            if time.monotonic() < self._solo[2]:
+                return self._solo[1]
+            self._solo = None
+        return value
 
     def peek(self, key: Hashable) -> Any:
         """The cached value, or MISSING; never fetches, never waits on a fetch."""
         with self._lock:
-            return self._cache.get(key, MISSING)
+            return self._lookup(key)
 
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._solo = None
 
 
 class DiskBlobCache:
@@ -148,6 +196,301 @@ class DiskBlobCache:
         self._remember(key, len(data))
 
 
+# ---- per-dataset snapshots: bounded memory at any dataset size ---------------------------------
+
+_IMAGE_FIELDS = tuple(ImageInfo.model_fields)
+
+
+class ImageList(Sequence[ImageInfo]):
+    """A dataset's images at one moment, as packed rows (marshal of a tuple: ~200 bytes an image,
+    where an ImageInfo costs ~1.5 KB); each access builds the ImageInfo. Iterating 100,000 of
+    them costs about half a second; holding them costs 20 MB instead of 150."""
+
+    def __init__(self, images: Iterable[ImageInfo]) -> None:
+        rows: list[bytes] = []
+        for im in images:
+            extra = im.model_extra or None
+            rows.append(marshal.dumps((*(getattr(im, f) for f in _IMAGE_FIELDS), extra)))
+        self._rows = rows
+
+    @staticmethod
+    def unpack(row: bytes) -> ImageInfo:
+        """The ImageInfo of one packed row (see `rows`)."""
+        values = marshal.loads(row)
+        fields = dict(zip(_IMAGE_FIELDS, values[:-1], strict=True))
+        if values[-1]:
+            fields.update(values[-1])
+        return ImageInfo.model_construct(**fields)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> ImageInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ImageInfo]: ...
+
+    def __getitem__(self, index: int | slice) -> ImageInfo | list[ImageInfo]:
+        if isinstance(index, slice):
+            return [self.unpack(r) for r in self._rows[index]]
+        return self.unpack(self._rows[index])
+
+    def __iter__(self) -> Iterator[ImageInfo]:
+        for row in self._rows:
+            yield self.unpack(row)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ImageList):
+            return self._rows == other._rows
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def rows(self) -> Sequence[bytes]:
+        """The packed rows in order, each `unpack`ed to its ImageInfo: what a view's file keeps instead
+        of an ImageInfo (the very bytes object held here, so it costs nothing more)."""
+        return self._rows
+
+    def ids(self) -> list[int]:
+        """The image ids in order, without building the ImageInfos."""
+        return [marshal.loads(r)[0] for r in self._rows]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(r) for r in self._rows) + 8 * len(self._rows)
+
+
+class SnapshotDir:
+    """The private folder on local disk where a mount keeps its annotation snapshots; removed
+    when the mount closes (and at exit). Folders that processes now gone left in `parent` (a mount
+    that was killed) are removed when the next one starts."""
+
+    def __init__(self, parent: Path | None = None) -> None:
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+            for old in parent.glob("slyfs-snapshots-*-*"):
+                pid = old.name.split("-")[2]
+                if pid.isdigit() and not _alive(int(pid)):
+                    shutil.rmtree(old, ignore_errors=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f"slyfs-snapshots-{os.getpid()}-", dir=parent))
+        self._counter = itertools.count(1)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+    def new_file(self) -> Path:
+        return self.path / f"{next(self._counter)}.db"
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+AnnVersion = tuple[str | None, int]
+"""What identifies an annotation's content in a snapshot without parsing it: (updated_at, length of
+its JSON text in bytes). A view's file keeps it as its version and finds the annotation again by it."""
+
+
+class Changed(OSError):
+    """The annotation changed on the platform since a file was listed from it: ESTALE, as for a file
+    handle whose file was replaced; a fresh lookup (after the TTL) finds the new one."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(errno.ESTALE, f"{what} changed on the platform since the file was listed; look it up again")
+
+
+def ascii_json(text: str) -> str:
+    """The JSON text with non-ASCII characters escaped (compact), so its length in bytes is its length
+    in characters; a text that is ASCII already (json.dumps's default) is kept as it is."""
+    return text if text.isascii() else json.dumps(json.loads(text), separators=(",", ":"))
+
+
+class AnnotationSnapshot(Mapping[int, AnnotationInfo]):
+    """A dataset's annotations at one moment, by image id, in a SQLite file of their JSON texts on
+    local disk. A lookup parses the one annotation asked for (~2 KB of text, ~15 KB parsed), kept
+    in the platform's bounded LRU of parsed annotations; a dataset of 100,000 images costs a few
+    hundred megabytes of disk instead of gigabytes of memory. The file goes with the snapshot.
+
+    The texts are kept as the platform handed them over, ASCII (`ascii_json`): `raw` serves them as
+    files, whose size (`versions`, `version`) is known without reading, let alone parsing, them. The
+    facts (times, sizes) live in a narrow table of their own, so listing them reads no JSON."""
+
+    def __init__(self, path: Path, rows: Iterable[tuple[int, str, int | None, str | None, str | None, str]],
+                 parsed: ParsedAnnotations) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._finalizer = weakref.finalize(self, _drop_snapshot, self._db, path)
+        self._lock = threading.Lock()
+        self._parsed = parsed
+        self._serial = next(_SNAPSHOT_SERIALS)
+        db = self._db
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("CREATE TABLE anns(image_id INTEGER PRIMARY KEY, image_name TEXT, dataset_id INTEGER,"
+                   " created_at TEXT, updated_at TEXT, size INTEGER NOT NULL)")
+        db.execute("CREATE TABLE texts(image_id INTEGER PRIMARY KEY, json TEXT NOT NULL)")
+        db.execute("BEGIN")
+        for chunk in _chunks(rows, 1000):
+            texts = [(r[0], ascii_json(r[5])) for r in chunk]
+            db.executemany("INSERT OR REPLACE INTO anns VALUES (?,?,?,?,?,?)",
+                           [(*r[:5], len(t)) for r, (_, t) in zip(chunk, texts, strict=True)])
+            db.executemany("INSERT OR REPLACE INTO texts VALUES (?,?)", texts)
+        db.execute("COMMIT")
+        self._len = int(db.execute("SELECT COUNT(*) FROM anns").fetchone()[0])
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[int]:
+        last = -1
+        while True:
+            with self._lock:
+                ids = [r[0] for r in self._db.execute(
+                    "SELECT image_id FROM anns WHERE image_id>? ORDER BY image_id LIMIT 1000", (last,))]
+            yield from ids
+            if len(ids) < 1000:
+                return
+            last = ids[-1]
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, int):
+            return False
+        if self._parsed.get((self._serial, key)) is not None:
+            return True
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM anns WHERE image_id=?", (key,)).fetchone() is not None
+
+    def __getitem__(self, image_id: int) -> AnnotationInfo:
+        hit = self._parsed.get((self._serial, image_id))
+        if hit is not None:
+            return hit
+        if not isinstance(image_id, int):
+            raise KeyError(image_id)
+        with self._lock:
+            row = self._db.execute("SELECT a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at, t.json"
+                                   " FROM anns a JOIN texts t USING(image_id) WHERE a.image_id=?",
+                                   (image_id,)).fetchone()
+        if row is None:
+            raise KeyError(image_id)
+        info = AnnotationInfo.model_construct(image_id=row[0], image_name=row[1] or "", dataset_id=row[2],
+                                              created_at=row[3], updated_at=row[4], annotation=json.loads(row[5]))
+        self._parsed.put((self._serial, image_id), info, len(row[5]))
+        return info
+
+    def updated_at(self, image_id: int) -> str | None:
+        """The annotation's update time without parsing it (for version keys and mtimes); None
+        when the image has none."""
+        with self._lock:
+            row = self._db.execute("SELECT updated_at FROM anns WHERE image_id=?", (image_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def version(self, image_id: int) -> AnnVersion | None:
+        """The annotation's `AnnVersion`, None when the image has none; nothing parsed."""
+        with self._lock:
+            row = self._db.execute("SELECT updated_at, size FROM anns WHERE image_id=?", (image_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def versions(self) -> dict[int, AnnVersion]:
+        """Every annotation's `AnnVersion` by image id, from one scan of the narrow table."""
+        with self._lock:
+            return {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT image_id, updated_at, size FROM anns")}
+
+    def object_counts(self) -> dict[int, int]:
+        """How many entries each annotation's `objects` holds (0 when it is not a list), by image id;
+        counted by SQLite's JSON functions, nothing parsed here."""
+        with self._lock:
+            return {r[0]: r[1] for r in self._db.execute(
+                "SELECT image_id, CASE json_type(json, '$.objects') WHEN 'array' THEN"
+                " json_array_length(json, '$.objects') ELSE 0 END FROM texts")}
+
+    def lookup(self, image_id: int, version: AnnVersion | None) -> AnnotationInfo | None:
+        """The annotation a file was listed from by its `version` (None: the image had none then);
+        `Changed` when the snapshot now holds another one."""
+        if self.version(image_id) != version:
+            raise Changed(f"the annotation of image {image_id}")
+        return None if version is None else self[image_id]
+
+    def raw(self, image_id: int, version: AnnVersion, offset: int = 0, size: int = -1) -> bytes:
+        """`size` bytes (all: -1) at `offset` of the annotation's stored JSON text, which must still be
+        the one of `version` (else `Changed`); the text is read in that slice, never parsed."""
+        if size < 0:
+            size = version[1]
+        with self._lock:
+            row = self._db.execute("SELECT a.updated_at, a.size, substr(t.json, ?, ?) FROM anns a JOIN texts t"
+                                   " USING(image_id) WHERE a.image_id=?", (offset + 1, size, image_id)).fetchone()
+        if row is None or (row[0], row[1]) != version:
+            raise Changed(f"the annotation of image {image_id}")
+        return row[2].encode("ascii")
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+_SNAPSHOT_SERIALS = itertools.count(1)
+PARSED_PER_TEXT_BYTE = 8  # a parsed annotation takes about this many bytes per byte of its JSON text
+
+
+def _chunks(rows: Iterable[T], n: int) -> Iterator[list[T]]:
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
+
+
+def _drop_snapshot(db: sqlite3.Connection, path: Path) -> None:
+    db.close()
+    path.unlink(missing_ok=True)
+
+
+class ParsedAnnotations:
+    """Parsed annotations of every snapshot, least recently used dropped past `max_bytes` (an
+    estimate: PARSED_PER_TEXT_BYTE per byte of JSON text)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._cache: LRUCache[Hashable, tuple[AnnotationInfo, int]] = LRUCache(
+            maxsize=max(max_bytes, 1), getsizeof=lambda v: v[1])
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> AnnotationInfo | None:
+        with self._lock:
+            hit = self._cache.get(key)
+        return None if hit is None else hit[0]
+
+    def put(self, key: Hashable, info: AnnotationInfo, text_bytes: int) -> None:
+        weight = text_bytes * PARSED_PER_TEXT_BYTE
+        with self._lock:
+            if weight <= self._cache.maxsize:
+                self._cache[key] = (info, weight)
+
+
+def _bundle_weight(value: Any) -> float:
+    """Bytes a dataset bundle holds in memory: an image list its packed rows; an annotation
+    snapshot (on disk) a nominal 64 KiB (its connection and page cache)."""
+    return value.nbytes if isinstance(value, ImageList) else 64 << 10
+
+
+def annotation_rows(platform: Platform, dataset_id: int
+                    ) -> Iterator[tuple[int, str, int | None, str | None, str | None, str]]:
+    """(image id, image name, dataset id, created, updated, JSON text) of every annotation of the
+    dataset, page by page. The local store hands its stored texts over without parsing them."""
+    raw = getattr(platform, "iter_annotation_rows", None)
+    if raw is not None:
+        yield from raw(dataset_id)
+        return
+    for a in platform.iter_annotations(dataset_id):
+        yield (a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at,
+               json.dumps(a.annotation, separators=(",", ":")))
+
+
 def read_cached(path: str | Path, offset: int, size: int) -> bytearray | None:
     """`size` bytes of a local file at `offset` if all of them are in the page cache, else None.
 
@@ -179,17 +522,25 @@ class CachedPlatform:
         ttl: float = 5.0,
         blob_cache_dir: Path | None = None,
         blob_cache_bytes: int = 2 << 30,
+        memory_bytes: int = DEFAULT_MEMORY,
+        snapshot_dir: Path | None = None,
     ) -> None:
         self.platform = platform
         self.ttl = ttl
+        self.memory_bytes = memory_bytes
         self._lists = SingleFlightCache(ttl)
-        self._bundles = SingleFlightCache(ttl, maxsize=64)  # per-dataset images/annotations
+        # per-dataset image lists (weighed by their packed bytes) and annotation snapshots (on disk)
+        self._bundles = SingleFlightCache(ttl, maxsize=int(memory_bytes * BUNDLES_SHARE), getsizeof=_bundle_weight)
+        self._parsed = ParsedAnnotations(int(memory_bytes * PARSED_SHARE))
+        self._snapshot_parent = snapshot_dir
+        self._snapshots: SnapshotDir | None = None
+        self._snapshots_lock = threading.Lock()
         self._blobs = DiskBlobCache(blob_cache_dir, blob_cache_bytes) if blob_cache_dir else None
         self.fail_fast_seconds = 1.0
         self._down_until = 0.0
         self.read_ahead = 32  # images queued after a first miss in a folder; doubles with each further miss
         self._inflight: dict[int, threading.Event] = {}  # image id -> set once it is cached (or failed)
-        self._pos: dict[int, tuple[list[ImageInfo], dict[int, int]]] = {}
+        self._pos: dict[int, tuple[Sequence[ImageInfo], dict[int, int]]] = {}
         self._pos_lock = threading.Lock()  # guards the read-ahead state below and _inflight
         self._queue: deque[ImageInfo] = deque()  # images for the read-ahead workers, first ones first
         self._queued_ids: set[int] = set()
@@ -238,19 +589,37 @@ class CachedPlatform:
         p = self.platform
         return self._lists.get(("datasets", project_id), lambda: self._call(p.list_datasets, project_id))
 
-    def images(self, dataset_id: int) -> list[ImageInfo]:
-        def fetch() -> list[ImageInfo]:
-            return list(self.platform.iter_images(dataset_id))
+    def images(self, dataset_id: int) -> ImageList:
+        """The dataset's images by id, fetched page by page, held packed (see ImageList)."""
+
+        def fetch() -> ImageList:
+            return ImageList(self.platform.iter_images(dataset_id))
 
         return self._bundles.get(("images", dataset_id), lambda: self._call(fetch))
 
-    def annotations(self, dataset_id: int) -> dict[int, AnnotationInfo]:
-        """Every annotation of the dataset by image id, fetched in bulk."""
+    def annotations(self, dataset_id: int) -> AnnotationSnapshot:
+        """Every annotation of the dataset by image id, fetched in bulk (page by page) into a
+        snapshot on local disk; parsed when looked up (see AnnotationSnapshot)."""
 
-        def fetch() -> dict[int, AnnotationInfo]:
-            return {a.image_id: a for a in self.platform.iter_annotations(dataset_id)}
+        def fetch() -> AnnotationSnapshot:
+            return AnnotationSnapshot(self._snapshot_dir().new_file(), annotation_rows(self.platform, dataset_id),
+                                      self._parsed)
 
         return self._bundles.get(("anns", dataset_id), lambda: self._call(fetch))
+
+    def _snapshot_dir(self) -> SnapshotDir:
+        with self._snapshots_lock:
+            if self._snapshots is None:
+                self._snapshots = SnapshotDir(self._snapshot_parent)
+            return self._snapshots
+
+    def close(self) -> None:
+        """Drop the snapshots on disk (the platform itself is closed by its owner)."""
+        self.invalidate()
+        with self._snapshots_lock:
+            if self._snapshots is not None:
+                self._snapshots.close()
+                self._snapshots = None
 
     def read_image_nowait(self, image: ImageInfo, offset: int, size: int) -> bytearray | None:
         """The bytes if they are on local disk and in the page cache, else None (without waiting).
@@ -312,9 +681,10 @@ class CachedPlatform:
             self._windows[image.dataset_id] = (now, window)
             budget = self._blobs.max_bytes // 2 - self._queued_bytes
             plan: list[ImageInfo] = []
-            for nxt in itertools.chain(itertools.islice(images, index + 1, None), itertools.islice(images, index)):
+            for j in itertools.chain(range(index + 1, len(images)), range(index)):
                 if len(plan) >= window or budget <= 0:
                     break
+                nxt = images[j]
                 if nxt.hash and nxt.id not in self._inflight and nxt.id not in self._queued_ids \
                         and not self._blobs.has(blob_key(nxt.hash)):
                     plan.append(nxt)
@@ -335,11 +705,12 @@ class CachedPlatform:
         if window > self.read_ahead:
             self._prefetch_annotations(image.dataset_id)
 
-    def _positions(self, dataset_id: int, images: list[ImageInfo]) -> dict[int, int]:
+    def _positions(self, dataset_id: int, images: Sequence[ImageInfo]) -> dict[int, int]:
         with self._pos_lock:
             cached = self._pos.get(dataset_id)
             if cached is None or cached[0] is not images:
-                cached = (images, {im.id: i for i, im in enumerate(images)})
+                ids = images.ids() if isinstance(images, ImageList) else [im.id for im in images]
+                cached = (images, {image_id: i for i, image_id in enumerate(ids)})
                 self._pos[dataset_id] = cached
             return cached[1]
 

@@ -95,6 +95,9 @@ META_ID_KINDS = (("classes", "class", "title"), ("tags", "tag", "name"))
 
 EMPTY_META: dict[str, Any] = {"classes": [], "tags": [], "projectType": "images"}
 GC_GRACE_SECONDS = 3600.0
+# Annotations are stored as compact JSON (ASCII, json.dumps's default): the mount serves the stored
+# text as the `sly/` view's annotation files, so this is also their form there.
+COMPACT = (",", ":")
 
 
 def default_store_dir() -> Path:
@@ -190,7 +193,8 @@ class LocalStore(Platform):
                 db.execute("UPDATE projects SET meta=? WHERE id=?", (json.dumps(meta), row["id"]))
             for row in db.execute("SELECT image_id, json FROM annotations").fetchall():
                 ann = self._with_figure_ids(db, row["image_id"], json.loads(row["json"]))
-                db.execute("UPDATE annotations SET json=? WHERE image_id=?", (json.dumps(ann), row["image_id"]))
+                db.execute("UPDATE annotations SET json=? WHERE image_id=?",
+                           (json.dumps(ann, separators=COMPACT), row["image_id"]))
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _one(self, sql: str, args: tuple[Any, ...], what: str) -> sqlite3.Row:
@@ -610,18 +614,38 @@ class LocalStore(Platform):
     def iter_annotations(
         self, dataset_id: int, image_ids: list[int] | None = None
     ) -> Iterator[AnnotationInfo]:
-        if image_ids is None:
-            chunks: list[list[int] | None] = [None]
-        else:
-            chunks = [image_ids[s : s + 500] for s in range(0, len(image_ids), 500)]
-        for chunk in chunks:
-            args: tuple[Any, ...] = (dataset_id,)
-            q = self._ANNOTATION_SQL
-            if chunk is not None:
-                q += f" AND i.id IN ({','.join('?' * len(chunk))})"
-                args += tuple(chunk)
-            for r in self._db.execute(q + " ORDER BY i.id", args).fetchall():
+        if image_ids is None:  # page by page: a dataset of 100,000 is never in memory at once
+            after: int | None = None
+            while True:
+                page = self.annotations_page(dataset_id, after=after, limit=500)
+                yield from page
+                if len(page) < 500:
+                    return
+                after = page[-1].image_id
+        for start in range(0, len(image_ids), 500):
+            chunk = image_ids[start : start + 500]
+            q = self._ANNOTATION_SQL + f" AND i.id IN ({','.join('?' * len(chunk))}) ORDER BY i.id"
+            for r in self._db.execute(q, (dataset_id, *chunk)).fetchall():
                 yield self._annotation(dataset_id, r)
+
+    def iter_annotation_rows(
+        self, dataset_id: int, page_size: int = 1000
+    ) -> Iterator[tuple[int, str, int, str | None, str | None, str]]:
+        """(image id, image name, dataset id, created, updated, JSON text) of every image's
+        annotation, page by page, the JSON as stored (never parsed): what the mount's annotation
+        snapshots keep on disk (platform.cached.annotation_rows)."""
+        after = -1
+        while True:
+            rows = self._db.execute(
+                self._ANNOTATION_SQL + " AND i.id>? ORDER BY i.id LIMIT ?", (dataset_id, after, page_size)
+            ).fetchall()
+            for r in rows:
+                text = r["json"] or json.dumps(empty_annotation(r["height"], r["width"]), separators=COMPACT)
+                yield (r["id"], r["name"], dataset_id, r["created_at"] or r["icreated"],
+                       r["updated_at"] or r["iupdated"], text)
+            if len(rows) < page_size:
+                return
+            after = rows[-1]["id"]
 
     def annotations_page(
         self, dataset_id: int, *, after: int | None = None, offset: int = 0, limit: int = 500,
@@ -748,7 +772,7 @@ class LocalStore(Platform):
             "INSERT INTO annotations(image_id, json, labels_count, created_at, updated_at)"
             " VALUES (?,?,?,?,?) ON CONFLICT(image_id) DO UPDATE SET json=excluded.json,"
             " labels_count=excluded.labels_count, updated_at=excluded.updated_at",
-            (image_id, json.dumps(ann), len(ann.get("objects") or []), ts, ts),
+            (image_id, json.dumps(ann, separators=COMPACT), len(ann.get("objects") or []), ts, ts),
         )
         db.execute("UPDATE images SET updated_at=? WHERE id=?", (ts, image_id))
 

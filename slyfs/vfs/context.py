@@ -1,10 +1,10 @@
 """What every view needs at hand: the cached platform, the render cache, the spill store and the
-per-TTL listing cache."""
+per-TTL listing cache, each sized from the mount's memory budget (`slyfs mount --memory`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slyfs.platform.cached import CachedPlatform, SingleFlightCache
 from slyfs.vfs.cache import RenderCache
@@ -12,18 +12,41 @@ from slyfs.vfs.cache import RenderCache
 if TYPE_CHECKING:
     from slyfs.vfs.spill import SpillStore
 
+# Shares of the memory budget (the platform's snapshots take theirs: platform.cached), the rest is
+# left to what cannot be bounded here (the FUSE layer's tables, the interpreter).
+RENDERS_SHARE = 0.25
+LISTINGS_SHARE = 0.25
+NODE_BYTES = 2048  # what one node of a cached listing holds, about (the node, its image record, its index slot)
+
+
+def listing_weight(value: Any) -> float:
+    """Bytes a cached listing holds, about: NODE_BYTES per node. IndexedDir caches (nodes, index)."""
+    if isinstance(value, tuple) and value and isinstance(value[0], list):
+        return max(len(value[0]), 1) * NODE_BYTES
+    if isinstance(value, list | dict):
+        return max(len(value), 1) * NODE_BYTES
+    return NODE_BYTES
+
 
 @dataclass
 class ViewContext:
-    """What every view needs: cached platform data, the render cache and mount options."""
+    """What every view needs: cached platform data, the render cache and mount options.
+
+    The render cache and the listing cache are sized from the platform's memory budget
+    (`CachedPlatform.memory_bytes`) unless a render cache is given."""
 
     platform: CachedPlatform
-    renders: RenderCache = field(default_factory=RenderCache)
+    renders: RenderCache = None  # type: ignore[assignment]  # None: sized from the budget
     spill: SpillStore | None = None  # renderings too large for memory (None: the process's temporary one)
     listings: SingleFlightCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.listings = SingleFlightCache(self.platform.ttl, maxsize=1024)
+        budget = self.platform.memory_bytes
+        if self.renders is None:
+            self.renders = RenderCache(int(budget * RENDERS_SHARE))
+        # A listing larger than the whole share is still kept, alone, for its TTL (SingleFlightCache).
+        self.listings = SingleFlightCache(self.platform.ttl, maxsize=int(budget * LISTINGS_SHARE),
+                                          getsizeof=listing_weight)
 
     def invalidate(self) -> None:
         self.platform.invalidate()

@@ -2,8 +2,12 @@
 exact size of a mask or a preview without rendering it.
 
 PNGs are written with *stored* (level 0) deflate blocks: their length is a pure function of width,
-height, pixel format and palette (`png_size`). Previews are JPEGs padded with COM segments to a
-size that is a pure function of width and height (`jpeg_size`).
+height, pixel format and palette (`png_size`). Sparse masks (one object in a large image) are written
+with stored blocks for the rows of a window that holds every set pixel and fixed-Huffman runs for
+the zeros around it: the length is a pure function of the image size and the window
+(`window_png_size`), so an instance mask stays small and its size needs no pixels. Previews are JPEGs
+padded with COM segments to a size that is a pure function of width and height (`jpeg_size`).
+Label texts (YOLO, VOC XML) are `FixedText`s: literal pieces plus fixed-width fields.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import io
 import math
 import struct
 import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -83,6 +90,165 @@ def _stored_zlib(raw: memoryview) -> bytes:
     return b"".join(parts)
 
 
+# ---- sparse masks: stored rows inside a window, fixed-Huffman zero runs around it -----------------
+
+Window = tuple[int, int, int, int]  # inclusive (top, left, bottom, right) in pixels
+
+_LEN_BASE = (3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163,
+             195, 227)
+_LEN_EXTRA = (0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5)
+
+
+class _Bits:
+    """A deflate bit stream (least significant bit first) in a Python int."""
+
+    def __init__(self) -> None:
+        self.acc = 0
+        self.n = 0
+
+    def put(self, value: int, nbits: int) -> None:
+        self.acc |= value << self.n
+        self.n += nbits
+
+    def code(self, code: int, nbits: int) -> None:
+        """A Huffman code: written most significant bit first."""
+        self.put(int(format(code, f"0{nbits}b")[::-1], 2), nbits)
+
+    def literal_zero(self) -> None:
+        self.code(0x30, 8)  # fixed Huffman: literals 0..143 are 0x30 + value, 8 bits
+
+    def to_bytes(self) -> bytes:
+        return self.acc.to_bytes((self.n + 7) // 8, "little")
+
+
+_MATCH_258 = int(format(0xC5, "08b")[::-1], 2)  # length symbol 285 (258 bytes), then distance code 0 (1)
+
+
+def _zero_block(bits: _Bits, count: int, final: bool) -> None:
+    """A fixed-Huffman block of `count` zero bytes: a literal 0, then matches at distance 1 (the
+    length of the block follows from `count` alone)."""
+    bits.put(1 if final else 0, 1)
+    bits.put(1, 2)  # BTYPE 01: fixed Huffman codes
+    if count:
+        bits.literal_zero()
+        rest = count - 1
+        full, rest = divmod(rest, 258)
+        if full:  # `full` copies of the 13-bit match, as one int: sum of pattern << 13 i
+            bits.put(_MATCH_258 * (((1 << (13 * full)) - 1) // ((1 << 13) - 1)), 13 * full)
+        if rest >= 3:
+            sym = max(i for i, base in enumerate(_LEN_BASE) if base <= rest)
+            code = 257 + sym
+            if code < 280:
+                bits.code(code - 256, 7)
+            else:
+                bits.code(0xC0 + code - 280, 8)
+            bits.put(rest - _LEN_BASE[sym], _LEN_EXTRA[sym])
+            bits.code(0, 5)  # distance 1
+        else:
+            for _ in range(rest):
+                bits.literal_zero()
+    bits.code(0, 7)  # end of block (symbol 256)
+
+
+def _run_then_stored(count: int, stored: int) -> bytes:
+    """`count` zeros in a fixed block, then the header of a stored block of `stored` bytes; starts and
+    ends on a byte boundary."""
+    bits = _Bits()
+    _zero_block(bits, count, final=False)
+    bits.put(0, 3)  # BFINAL 0, BTYPE 00: stored; its length fields start at the next byte
+    return bits.to_bytes() + struct.pack("<HH", stored, stored ^ 0xFFFF)
+
+
+def _final_run(count: int) -> bytes:
+    bits = _Bits()
+    _zero_block(bits, count, final=True)
+    return bits.to_bytes()
+
+
+@dataclass(frozen=True)
+class _WindowStream:
+    """The zlib stream of a gray 8-bit image (rows with filter byte 0) whose set pixels all lie in
+    `window`: the pieces around the window's rows, each of a length known without pixels."""
+
+    width: int
+    height: int
+    window: Window | None
+
+    def _pieces(self) -> tuple[bytes, bytes, bytes, int, int]:
+        """(before the first window row, between window rows, after the last one, rows, row width)."""
+        w, h = self.width, self.height
+        if self.window is None:
+            return b"", b"", _final_run(h * (w + 1)), 0, 0
+        top, left, bottom, right = self.window
+        ww = right - left + 1
+        first = _run_then_stored(top * (w + 1) + 1 + left, ww)
+        middle = _run_then_stored(w - ww + 1, ww)
+        last = _final_run((w - 1 - right) + (h - 1 - bottom) * (w + 1))
+        return first, middle, last, bottom - top + 1, ww
+
+    def size(self) -> int:
+        first, middle, last, rows, ww = self._pieces()
+        body = len(first) + ww + (rows - 1) * (len(middle) + ww) if rows else 0
+        return 2 + body + len(last) + 4
+
+    def encode(self, pixels: np.ndarray) -> bytes:
+        first, middle, last, rows, _ = self._pieces()
+        parts = [b"\x78\x01"]
+        if self.window is not None:
+            top, left, bottom, right = self.window
+            inside = pixels[top : bottom + 1, left : right + 1]
+            parts += [first, inside[0].tobytes()]
+            for row in inside[1:]:
+                parts += [middle, row.tobytes()]
+        parts.append(last)
+        raw = np.zeros((self.height, 1 + self.width), dtype=np.uint8)
+        raw[:, 1:] = pixels
+        parts.append(struct.pack(">I", zlib.adler32(raw.tobytes())))
+        return b"".join(parts)
+
+
+def _fit_window(width: int, height: int, window: Window | None) -> Window | None:
+    """The window clipped to the image (None if outside it); a window wider than one stored block
+    takes whole rows (then the stream holds a few more zeros)."""
+    if window is None:
+        return None
+    top, left = max(window[0], 0), max(window[1], 0)
+    bottom, right = min(window[2], height - 1), min(window[3], width - 1)
+    if top > bottom or left > right:
+        return None
+    if right - left + 1 > _STORED_MAX:
+        return None if width > _STORED_MAX else (top, 0, bottom, width - 1)
+    return top, left, bottom, right
+
+
+def window_png_size(width: int, height: int, window: Window | None) -> int:
+    """Exact byte length of `encode_window_png` for an 8-bit gray image whose set pixels lie in `window`."""
+    fitted = _fit_window(width, height, window)
+    if fitted is None and window is not None and width > _STORED_MAX:
+        return png_size(width, height)
+    zlen = _WindowStream(width, height, fitted).size()
+    return len(_PNG_SIGNATURE) + (12 + 13) + (12 + zlen) + 12
+
+
+def encode_window_png(pixels: np.ndarray, window: Window | None) -> bytes:
+    """An 8-bit gray PNG of `pixels` (H x W uint8) whose nonzero pixels all lie in `window` (inclusive
+    top, left, bottom, right; None: all zero): the window's rows are stored, the zeros around them
+    are runs. A pixel set outside the window raises ValueError (the size told would be wrong)."""
+    height, width = pixels.shape
+    fitted = _fit_window(width, height, window)
+    if fitted is None and window is not None and width > _STORED_MAX:
+        return encode_png(pixels)
+    outside = pixels.astype(bool, copy=True)
+    if fitted is not None:
+        top, left, bottom, right = fitted
+        outside[top : bottom + 1, left : right + 1] = False
+    if outside.any():
+        raise ValueError(f"a mask pixel lies outside its window {window}")
+    idat = _WindowStream(width, height, fitted).encode(np.ascontiguousarray(pixels, dtype=np.uint8))
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return b"".join([_PNG_SIGNATURE, ihdr, _chunk(b"IDAT", idat), _chunk(b"IEND", b"")])
+
+
 _JPEG_QUALITIES = (90, 75, 60, 45, 30, 15)
 
 
@@ -130,3 +296,65 @@ def _pad_jpeg(data: bytes, size: int) -> bytes:
     sizes = [pad // count + (1 if i < pad % count else 0) for i in range(count)]
     segments = [b"\xff\xfe" + struct.pack(">H", s - 2) + b" " * (s - 4) for s in sizes]
     return data[:pos] + b"".join(segments) + data[pos:]
+
+
+# ---- texts whose variable fields have fixed widths -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """A text field of fixed width: `format(value)` always gives `width` ASCII characters."""
+
+    width: int
+    format: Callable[[Any], str]
+
+
+class FixedText:
+    """A text whose byte length is known before its values are: literal pieces (known from the inputs)
+    and groups of fixed-width fields whose values are computed only when the text is rendered.
+
+    A view describes a file once, as a `FixedText`; `size` and `render()` both read that description,
+    so the announced size and the bytes cannot follow two copies of the formatting rules. A value
+    whose formatting misses its width, or a group that yields another number of values, raises
+    `ValueError` (the file then fails with EIO: never bytes of another length than announced).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[str | tuple[Field, int, str, Callable[[], Sequence[Any]]]] = []
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def add(self, text: str) -> None:
+        """A literal piece."""
+        if text:
+            self._parts.append(text)
+            self._size += len(text.encode())
+
+    def fields(self, field: Field, count: int, values: Callable[[], Sequence[Any]], sep: str = " ") -> None:
+        """`count` fields joined by `sep`; `values()` gives their values when the text is rendered."""
+        if count <= 0:
+            return
+        self._parts.append((field, count, sep, values))
+        self._size += count * field.width + (count - 1) * len(sep.encode())
+
+    def render(self) -> bytes:
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            field, count, sep, values = part
+            vals = values()
+            if len(vals) != count:
+                raise ValueError(f"{count} fields announced, {len(vals)} values given")
+            texts = [field.format(v) for v in vals]
+            if any(len(t) != field.width or not t.isascii() for t in texts):
+                raise ValueError(f"a value does not fit its field of width {field.width}: {texts}")
+            out.append(sep.join(texts))
+        data = "".join(out).encode()
+        if len(data) != self._size:  # only a literal with surrogates could get here
+            raise ValueError(f"rendered {len(data)} bytes, described {self._size}")
+        return data

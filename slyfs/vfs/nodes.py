@@ -15,13 +15,16 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING
 
 from slyfs.platform.cached import MISSING
-from slyfs.vfs.names import unique
+from slyfs.vfs.names import fit, unique
 
 if TYPE_CHECKING:
     from slyfs.vfs.context import ViewContext
 
 
 class Node:
+    # Slots: a listing of 100,000 files is 100,000 nodes, and the FUSE layer keeps one per inode the
+    # kernel holds; a node without a __dict__ costs a third. (Subclasses without __slots__ get one.)
+    __slots__ = ("mtime", "name")
     name: str
     mtime: float
 
@@ -36,6 +39,8 @@ class Node:
 
 class DirNode(Node):
     """A folder; subclasses implement `children()`; `child()` may be overridden to avoid listing."""
+
+    __slots__ = ()
 
     def children(self) -> list[Node]:
         raise NotImplementedError
@@ -100,6 +105,8 @@ class StaticDir(DirNode):
 class FileNode(Node):
     """A read-only file. `version` identifies its content: same version, same bytes."""
 
+    __slots__ = ()
+
     @property
     def size(self) -> int:
         raise NotImplementedError
@@ -128,7 +135,7 @@ def unique_names(nodes: list[Node]) -> list[Node]:
     """Rename later siblings whose name is taken (in the given order, so deterministic)."""
     seen: set[str] = set()
     for node in nodes:
-        node.name = unique(node.name, seen)
+        node.name = unique(fit(node.name), seen)  # no view can list a name Linux refuses
     return nodes
 
 

@@ -32,6 +32,9 @@ class WritableArea(Protocol):
     def closed(self, path: Path, wrote: bool) -> None:
         """A handle opened for writing was released."""
 
+    def write_failed(self, path: Path, error: OSError) -> None:
+        """A write to `path` failed (e.g. the disk is full): what was copied there is incomplete."""
+
     def volatile(self, path: Path) -> bool:
         """Rewritten behind the kernel's back: its attributes must not be cached."""
 

@@ -33,6 +33,9 @@ What the files promise (and the official SDK's `to_coco` does not):
   pixel count.
 - Points, lines, cuboids and opaque shapes have no COCO form and are left out.
 - `info` and `licenses` are always written.
+
+A file is streamed to the spill store (`vfs.spill.StreamedFile`) as it is made: memory stays
+bounded by a batch of annotations, whatever the size of the dataset (tests/test_coco_memory.py).
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import cv2
 import numpy as np
@@ -68,7 +71,7 @@ from slyfs.model.meta import ProjectMeta
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import ImageFile
 from slyfs.vfs.nodes import IndexedDir, Node
-from slyfs.vfs.spill import LargeRenderedFile
+from slyfs.vfs.spill import StreamedFile, spill_store
 
 log = logging.getLogger("slyfs.views.coco")
 SYNTHETIC_ID_BASE = 1 << 48
@@ -86,12 +89,12 @@ def categories(meta: ProjectMeta, keypoints: bool = False) -> list[dict[str, Any
     for i, c in enumerate(meta.classes, start=1):
         cat: dict[str, Any] = {"id": i, "name": c.title, "supercategory": c.title}
         if keypoints and c.shape == "graph":
-            keys, labels = _template(c.geometry_config)
+            keys, labels = _template(c.geometry_config or {})
             index = {k: n for n, k in enumerate(keys, start=1)}
             cat["keypoints"] = labels
             cat["skeleton"] = [
                 [index[e["src"]], index[e["dst"]]]
-                for e in c.geometry_config.get("edges") or ()
+                for e in (c.geometry_config or {}).get("edges") or ()
                 if isinstance(e, dict) and e.get("src") in index and e.get("dst") in index
             ]
         out.append(cat)
@@ -232,11 +235,22 @@ class OutlineBatch:
     object there is one OpenCV call; the table lookups run over all pending objects at once."""
 
     FLUSH_POINTS = 400_000
+    FLUSH_BYTES = 4 << 20  # packed crops held for the fallback; big objects flush sooner
 
     def __init__(self) -> None:
-        self._pending: list[tuple[dict[str, Any], np.ndarray, int, int, int, int, tuple[int, int]]] = []
+        # (record, crop packed to bits and its shape, top, left, rings, area, (height, width)): the
+        # crop is kept only for the RLE fallback, packed so that large objects cost 1/8 of their pixels
+        self._pending: list[tuple[dict[str, Any], np.ndarray, tuple[int, int], int, int, int, int,
+                                  tuple[int, int]]] = []
         self._contours: list[np.ndarray] = []
         self._points = 0
+        self._bytes = 0
+        self.flushes = 0  # how many flushes filled in segmentations (a caller streaming records watches it)
+
+    @property
+    def points(self) -> int:
+        """Boundary points waiting for the next flush."""
+        return self._points
 
     def add(self, record: dict[str, Any], crop: np.ndarray, top: int, left: int, area: int,
             height: int, width: int) -> None:
@@ -247,32 +261,39 @@ class OutlineBatch:
             record["segmentation"] = rle(crop, top, left, height, width)
             return
         shift = np.array((left, top), dtype=np.int32)
-        self._pending.append((record, crop, top, left, len(borders), area, (height, width)))
+        packed = np.packbits(crop, axis=None)
+        self._pending.append((record, packed, crop.shape, top, left, len(borders), area, (height, width)))
+        self._bytes += packed.nbytes
         for border in borders:
             self._contours.append(border + shift)
             self._points += len(border)
-        if self._points > self.FLUSH_POINTS:
+        if self._points > self.FLUSH_POINTS or self._bytes > self.FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
+        self.flushes += 1
         corners, lengths = contours_to_rings(self._contours)
         areas = _ring_areas(corners, lengths).tolist()
         flat = corners.ravel().tolist()
         offsets = np.concatenate(([0], np.cumsum(lengths) * 2)).tolist()
         ring = 0
-        for record, crop, top, left, n, area, (height, width) in self._pending:
+        for record, packed, shape, top, left, n, area, (height, width) in self._pending:
             rings = [flat[offsets[k] : offsets[k + 1]] for k in range(ring, ring + n)]
             traced = sum(areas[ring : ring + n])
             ring += n
             # The rings enclose exactly the raster's pixels; if they did not (a bug), the object
             # would get an RLE rather than a polygon that is not its raster.
-            ok = traced == area and all(len(r) >= 8 for r in rings)
-            record["segmentation"] = rings if ok else rle(crop, top, left, height, width)
+            if traced == area and all(len(r) >= 8 for r in rings):
+                record["segmentation"] = rings
+            else:
+                crop = np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+                record["segmentation"] = rle(crop, top, left, height, width)
         self._pending.clear()
         self._contours.clear()
         self._points = 0
+        self._bytes = 0
 
 
 def rle_runs(crop: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
@@ -421,27 +442,51 @@ def _object_id(obj: AnnObject, image_id: int, index: int, used: set[int]) -> int
     return oid
 
 
-def coco_dataset(
-    meta: ProjectMeta,
-    images: list[ImageInfo],
-    names: list[str],
-    anns: dict[int, AnnotationInfo],
-    *,
-    description: str,
-    keypoints: bool = False,
-) -> dict[str, Any]:
-    """The COCO dict of one dataset: instances, or (`keypoints=True`) person_keypoints."""
-    cats = categories(meta, keypoints)
-    cat_id = {c.title: i for i, c in enumerate(meta.classes, start=1)}
-    templates = {c.title: _template(c.geometry_config)[0] for c in meta.classes if c.shape == "graph"}
-    out_images: list[dict[str, Any]] = []
-    out_anns: list[dict[str, Any]] = []
-    used: set[int] = set()
-    batch = OutlineBatch()
+EMIT_RECORDS = 1000  # annotations a streamed rendering holds before writing them out
+EMIT_POINTS = 20_000  # outline points pending in the batch before it is flushed and written out
+
+
+def _latest(images: Sequence[ImageInfo], anns: Mapping[int, AnnotationInfo]) -> str:
+    """The newest `updated_at` of the images and their annotations (ISO strings sort by time)."""
     latest = ""
-    for image, name in zip(images, names, strict=True):
+    for image in images:
         info = anns.get(image.id)
         latest = max(latest, info.updated_at or "" if info else "", image.updated_at or "")
+    return latest
+
+
+def _info(description: str, latest: str) -> dict[str, Any]:
+    year = datetime.fromtimestamp(parse_time(latest), tz=UTC).year if latest else 1970
+    return {
+        "description": description,
+        "url": "",
+        "version": "1.0",
+        "year": year,
+        "contributor": "slyfs (generated from Supervisely data)",
+        "date_created": latest,
+    }
+
+
+def coco_items(
+    meta: ProjectMeta,
+    images: Sequence[ImageInfo],
+    names: list[str],
+    anns: Mapping[int, AnnotationInfo],
+    *,
+    keypoints: bool = False,
+) -> Iterator[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+    """The `images` entries and `annotations` records of one dataset, in file order, as they are
+    made: pairs of (image entry or None, finished annotation records). Records come in batches
+    (outline segmentations are traced for many objects at once), so what is held at any time is
+    bounded by EMIT_RECORDS / EMIT_POINTS, not by the dataset."""
+    cat_id = {c.title: i for i, c in enumerate(meta.classes, start=1)}
+    templates = {c.title: _template(c.geometry_config or {})[0] for c in meta.classes if c.shape == "graph"}
+    used: set[int] = set()
+    batch = OutlineBatch()
+    records: list[dict[str, Any]] = []
+    flushes = 0
+    for image, name in zip(images, names, strict=True):
+        info = anns.get(image.id)
         dims = frame_size(image, info)
         height, width = dims if dims else (0, 0)
         ann: Annotation | None = parse_annotation(info, meta, image)
@@ -456,47 +501,111 @@ def coco_dataset(
         }
         if ann is not None and ann.tags:
             entry["attributes"] = attributes(ann.tags)
-        out_images.append(entry)
-        if ann is None or not dims:
-            continue
-        for index, obj in enumerate(ann.objects):
-            record: dict[str, Any] = {"id": 0, "image_id": image.id, "category_id": cat_id[obj.class_title]}
-            if keypoints:
-                keys = templates.get(obj.class_title)
-                fields = object_keypoints(obj, keys, height, width) if keys is not None else None
-                if fields is not None:
-                    record.update(fields)
-            else:
-                fields = object_instance(obj, height, width, batch, into=record)
-            if fields is None:
-                continue
-            record["id"] = _object_id(obj, image.id, index, used)
-            record["iscrowd"] = 0
-            record["attributes"] = attributes(obj.tags)
-            out_anns.append(record)
+        if ann is not None and dims:
+            for index, obj in enumerate(ann.objects):
+                record: dict[str, Any] = {"id": 0, "image_id": image.id, "category_id": cat_id[obj.class_title]}
+                if keypoints:
+                    keys = templates.get(obj.class_title)
+                    fields = object_keypoints(obj, keys, height, width) if keys is not None else None
+                    if fields is not None:
+                        record.update(fields)
+                else:
+                    fields = object_instance(obj, height, width, batch, into=record)
+                if fields is None:
+                    continue
+                record["id"] = _object_id(obj, image.id, index, used)
+                record["iscrowd"] = 0
+                record["attributes"] = attributes(obj.tags)
+                records.append(record)
+        # Records wait for the batch's flush (their segmentation); once flushed, they go out.
+        if batch.flushes != flushes or len(records) >= EMIT_RECORDS or batch.points >= EMIT_POINTS:
+            batch.flush()
+            flushes = batch.flushes
+            yield entry, records
+            records = []
+        else:
+            yield entry, []
     batch.flush()
-    year = datetime.fromtimestamp(parse_time(latest), tz=UTC).year if latest else 1970
+    if records:
+        yield None, records
+
+
+def coco_dataset(
+    meta: ProjectMeta,
+    images: Sequence[ImageInfo],
+    names: list[str],
+    anns: Mapping[int, AnnotationInfo],
+    *,
+    description: str,
+    keypoints: bool = False,
+) -> dict[str, Any]:
+    """The COCO dict of one dataset: instances, or (`keypoints=True`) person_keypoints. (In memory:
+    for tests and small datasets; the view streams the same content with `coco_chunks`.)"""
+    out_images: list[dict[str, Any]] = []
+    out_anns: list[dict[str, Any]] = []
+    for entry, records in coco_items(meta, images, names, anns, keypoints=keypoints):
+        if entry is not None:
+            out_images.append(entry)
+        out_anns += records
     return {
-        "info": {
-            "description": description,
-            "url": "",
-            "version": "1.0",
-            "year": year,
-            "contributor": "slyfs (generated from Supervisely data)",
-            "date_created": latest,
-        },
+        "info": _info(description, _latest(images, anns)),
         "licenses": [LICENSE],
         "images": out_images,
         "annotations": out_anns,
-        "categories": cats,
+        "categories": categories(meta, keypoints),
     }
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
 def coco_json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), check_circular=False).encode()
+    return _ENCODER.encode(data).encode()
 
 
-def dataset_fingerprint(images: list[ImageInfo], names: list[str], anns: dict[int, AnnotationInfo]) -> str:
+def coco_chunks(
+    meta: ProjectMeta,
+    images: Sequence[ImageInfo],
+    names: list[str],
+    anns: Mapping[int, AnnotationInfo],
+    *,
+    description: str,
+    scratch: Callable[[], IO[bytes]],
+    keypoints: bool = False,
+    chunk: int = 1 << 20,
+) -> Iterator[bytes]:
+    """The bytes of `coco_json(coco_dataset(...))`, as chunks of about `chunk` bytes, made in one
+    pass without holding the file or its list of annotations.
+
+    The file lists `images` before `annotations`, but both come from one walk over the images, so
+    the annotations go to a `scratch()` file meanwhile and are copied after the images."""
+    head = {"info": _info(description, _latest(images, anns)), "licenses": [LICENSE]}
+    with scratch() as side:
+        pending: list[str] = [_ENCODER.encode(head)[:-1], ',"images":[']
+        size = 0
+        first_image = first_record = True
+        for entry, records in coco_items(meta, images, names, anns, keypoints=keypoints):
+            if entry is not None:
+                text = _ENCODER.encode(entry)
+                pending.append(text if first_image else "," + text)
+                first_image = False
+                size += len(text)
+                if size >= chunk:
+                    yield "".join(pending).encode()
+                    pending, size = [], 0
+            if records:
+                text = _ENCODER.encode(records)[1:-1]  # one call for the batch, without its brackets
+                side.write((text if first_record else "," + text).encode())
+                first_record = False
+        pending.append('],"annotations":[')
+        yield "".join(pending).encode()
+        side.seek(0)
+        while block := side.read(chunk):
+            yield block
+    yield ('],"categories":' + _ENCODER.encode(categories(meta, keypoints)) + "}").encode()
+
+
+def dataset_fingerprint(images: Sequence[ImageInfo], names: list[str], anns: Mapping[int, AnnotationInfo]) -> str:
     """A short hash of everything per image the COCO bytes depend on."""
     h = hashlib.sha1()
     for image, name in zip(images, names, strict=True):
@@ -531,6 +640,7 @@ class CocoAnnotationsDir(IndexedDir):
         inputs = project_inputs(self.ctx, self.project)
         p = self.ctx.platform
         with_keypoints = bool(inputs.graph_classes)
+        spill = spill_store(self.ctx)
         nodes: list[Node] = []
         for ds in inputs.datasets:
             flat = inputs.flat[ds.id]
@@ -542,19 +652,21 @@ class CocoAnnotationsDir(IndexedDir):
             description = f"{self.project.name} / {flat}"
             kinds = [("instances", False)] + ([("person_keypoints", True)] if with_keypoints else [])
             for kind, keypoints in kinds:
-                key: Hashable = ("coco", kind, ds.id, flat, inputs.meta_hash, fingerprint)
+                key: Hashable = ("coco", kind, ds.id, description, inputs.meta_hash, fingerprint)
 
-                def render(images: list[ImageInfo] = images, names: list[str] = names,
-                           anns: dict[int, AnnotationInfo] = anns, keypoints: bool = keypoints,
-                           description: str = description, kind: str = kind) -> bytes:
+                def render(images: Sequence[ImageInfo] = images, names: list[str] = names,
+                           anns: Mapping[int, AnnotationInfo] = anns, keypoints: bool = keypoints,
+                           description: str = description, kind: str = kind) -> Iterator[bytes]:
                     started = time.perf_counter()
-                    data = coco_json(coco_dataset(inputs.meta, images, names, anns,
-                                                  description=description, keypoints=keypoints))
+                    size = 0
+                    for chunk in coco_chunks(inputs.meta, images, names, anns, description=description,
+                                             keypoints=keypoints, scratch=spill.scratch):
+                        size += len(chunk)
+                        yield chunk
                     log.debug("rendered %s_%s.json (%d images, %d bytes) in %.2f s", kind, description,
-                              len(images), len(data), time.perf_counter() - started)
-                    return data
+                              len(images), size, time.perf_counter() - started)
 
-                nodes.append(LargeRenderedFile(f"{kind}_{flat}.json", mtime, key, render, self.ctx))
+                nodes.append(StreamedFile(f"{kind}_{flat}.json", mtime, key, render, self.ctx))
         return nodes
 
 

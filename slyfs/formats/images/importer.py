@@ -18,7 +18,7 @@ from pathlib import Path
 
 from slyfs.formats.imported import Detection, ImportedDataset, ImportedImage, ImportedProject, ImportFailed, Problem
 from slyfs.formats.importing import EXTREME_LOW, NONE, BadImage, is_image_name, probe_image, rel, walk
-from slyfs.vfs.names import unique
+from slyfs.vfs.names import unescape_name, unique
 
 FORMAT = "images"
 LOOKS_FOR = "image files (.jpg .png ...)"
@@ -39,7 +39,7 @@ def empty_annotation(height: int, width: int) -> dict[str, object]:
 
 
 def _item(path: Path, folder: Path) -> ImportedImage:
-    item = ImportedImage(name=path.name, source=path, origin=rel(path, folder))
+    item = ImportedImage(name=unescape_name(path.name), source=path, origin=rel(path, folder))
     try:
         facts = probe_image(path)
     except BadImage as e:
@@ -92,7 +92,8 @@ def convert(folder: Path) -> ImportedProject:
                                     f"read ({shown}){hint}; importing the images alone would drop those labels"
                                     " - remove them to import just the images")])
     if () in found:
-        top = folder.name if folder.name and folder.name not in top_dirs else unique(TOP_LEVEL_FALLBACK, set(top_dirs))
+        own = unescape_name(folder.name)  # the project's name, which the folder's name stands for
+        top = own if own and own not in top_dirs else unique(TOP_LEVEL_FALLBACK, set(top_dirs))
         found[(top,)] = found.pop(())
     warnings = []
     if skipped:

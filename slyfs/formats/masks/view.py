@@ -24,24 +24,30 @@ Sizes: the machine and human PNGs use stored (uncompressed) deflate blocks, so e
 follows from the image's width and height alone; `ls -l` of 10,000 masks renders none of them,
 and listing them needs only the image list. Pixels are rendered when read, once per version
 (image, annotation update, meta), through the render cache. Instance masks (one per object,
-mostly zeros) are deflated instead, so masks/ does not grow to tens of times the images; their
-sizes come from rendering them (about a millisecond each).
+mostly zeros) store only the rows of a window around the object (its coordinates' extent plus the
+stroke's reach) and code the zeros around it as runs (`fixedsize.encode_window_png`), so masks/
+does not grow to tens of times the images and their sizes, too, follow from the annotation alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from slyfs.formats.masks.layout import MACHINE_COLORS, MASKS_HUMAN, MASKS_INSTANCES, MASKS_MACHINE
 from slyfs.formats.project import (
+    AnnotatedFile,
+    AnnotatedKind,
+    DerivedKind,
     ImageDerivedFile,
     ProjectInputs,
     ann_mtime,
-    ann_version,
+    ann_mtime_of,
+    annotation_of,
     decode_image,
     decoded_dims,
     frame_size,
@@ -56,11 +62,12 @@ from slyfs.model.annotation import AnnObject, Annotation
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
 from slyfs.model.meta import ProjectMeta
 from slyfs.model.raster import THICKNESS, largest_first, paint, rasters
+from slyfs.platform.cached import AnnVersion, ImageList
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import RenderedFile
-from slyfs.vfs.fixedsize import encode_png, png_size
+from slyfs.vfs.files import TextFile
+from slyfs.vfs.fixedsize import Window, encode_png, encode_window_png, png_size, window_png_size
 from slyfs.vfs.names import escape_name
-from slyfs.vfs.nodes import FileNode, IndexedDir, Node, StaticDir
+from slyfs.vfs.nodes import DirNode, IndexedDir, Node, StaticDir, unique_names
 
 # ---- pure functions --------------------------------------------------------------------------------
 
@@ -131,12 +138,12 @@ def instance_names(class_titles: list[str]) -> list[str]:
     return out
 
 
-def mask_names(images: list[ImageInfo]) -> list[str]:
+def mask_names(images: Iterable[ImageInfo]) -> list[str]:
     """Per image, the name of its mask file (`.png` added to the stem-or-name of `stem_names`)."""
     return [f"{n}.png" for n in stem_names(image_names(images))]
 
 
-# ---- rendering one file ----------------------------------------------------------------------------
+# ---- rendering one file (module-level: nodes keep ids and versions, see formats.project) ----------
 
 
 def render_machine(info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta, dims: tuple[int, int]) -> bytes:
@@ -149,11 +156,28 @@ def render_human(ctx: ViewContext, info: AnnotationInfo | None, image: ImageInfo
     return encode_png(human_mask(pixels, parse_annotation(info, meta, image), meta))
 
 
+def instance_window(obj: AnnObject | None, height: int, width: int) -> Window | None:
+    """A window that holds every pixel `instance_mask` sets, from the geometry's coordinates alone:
+    its extent, widened by the reach of a stroke of THICKNESS (lines, points, graphs, cuboids),
+    clipped to the image."""
+    ext = obj.geometry.extent() if obj is not None else None
+    if ext is None:
+        return None
+    m = THICKNESS + 1
+    x0, y0, x1, y1 = ext
+    top, left, bottom, right = max(y0 - m, 0), max(x0 - m, 0), min(y1 + m, height - 1), min(x1 + m, width - 1)
+    return (top, left, bottom, right) if top <= bottom and left <= right else None
+
+
+def _object(info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta, index: int) -> AnnObject | None:
+    ann = parse_annotation(info, meta, image)
+    return ann.objects[index] if ann is not None and index < len(ann.objects) else None
+
+
 def render_instance(info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta, dims: tuple[int, int],
                     index: int) -> bytes:
-    ann = parse_annotation(info, meta, image)
-    obj = ann.objects[index] if ann is not None and index < len(ann.objects) else None
-    return encode_png(instance_mask(obj, *dims), compress=6)
+    obj = _object(info, image, meta, index)
+    return encode_window_png(instance_mask(obj, *dims), instance_window(obj, *dims))
 
 
 def object_titles(info: AnnotationInfo | None) -> list[str]:
@@ -164,18 +188,37 @@ def object_titles(info: AnnotationInfo | None) -> list[str]:
     return [str(o.get("classTitle", "")) if isinstance(o, dict) else "" for o in objects]
 
 
-def instance_file(ctx: ViewContext, name: str, key: Hashable, image: ImageInfo, info: AnnotationInfo | None,
-                  render: Callable[[tuple[int, int]], bytes]) -> FileNode:
-    """An instance mask drawn from `info` as listed (the listing's object index must meet the same
-    annotation). Compressed: an instance mask is mostly zeros, and a stored one per object would
-    make masks/ tens of times larger than the images; its size is the rendering's (rendered on
-    stat, a millisecond or two)."""
-    dims = frame_size(image, info)
+def _machine_size(bits: int, height: int, width: int) -> int:
+    return png_size(width, height, 1, bits)
 
-    def render_file() -> bytes:
-        return render(dims if dims is not None else decoded_dims(ctx, image))
 
-    return RenderedFile(name, ann_mtime(image, info), key, render_file, ctx.renders)
+def _human_size(height: int, width: int) -> int:
+    return png_size(2 * width, height, 3)
+
+
+def _machine(meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo, dims: tuple[int, int]) -> bytes:
+    return render_machine(info, image, meta, dims)
+
+
+def _human(ctx: ViewContext, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo,
+           dims: tuple[int, int]) -> bytes:
+    return render_human(ctx, info, image, meta, dims)
+
+
+def _instance_dims(ctx: ViewContext, info: AnnotationInfo | None, image: ImageInfo) -> tuple[int, int]:
+    return frame_size(image, info) or decoded_dims(ctx, image)
+
+
+def _instance_size(ctx: ViewContext, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo,
+                   index: int) -> int:
+    """An instance mask's size from the image size and the object's window (`window_png_size`)."""
+    h, w = _instance_dims(ctx, info, image)
+    return window_png_size(w, h, instance_window(_object(info, image, meta, index), h, w))
+
+
+def _instance(ctx: ViewContext, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo,
+              index: int) -> bytes:
+    return render_instance(info, image, meta, _instance_dims(ctx, info, image), index)
 
 
 # ---- nodes -----------------------------------------------------------------------------------------
@@ -190,12 +233,8 @@ class MasksProjectDir(IndexedDir):
         inputs = project_inputs(self.ctx, self.project)
         meta_bytes = sdk_json(self.ctx.platform.meta(self.project.id))
         colors = machine_colors_json(inputs.meta)
-        nodes: list[Node] = [
-            RenderedFile("meta.json", self.mtime, ("sly-meta", self.project.id, meta_bytes), lambda: meta_bytes,
-                         self.ctx.renders),
-            RenderedFile(MACHINE_COLORS, self.mtime, ("masks-colors", colors), lambda: colors,
-                         self.ctx.renders),
-        ]
+        nodes: list[Node] = [TextFile("meta.json", meta_bytes, self.mtime),
+                             TextFile(MACHINE_COLORS, colors, self.mtime)]
         nodes += [MasksDatasetDir(self.ctx, ds, inputs) for ds in inputs.tree.get(None, [])]
         return nodes
 
@@ -233,20 +272,16 @@ class MaskFilesDir(IndexedDir):
         key = (self.kind, self.inputs.meta_hash)
         if self.kind == MASKS_MACHINE:
             bits = 16 if machine_dtype(meta) is np.uint16 else 8
-            return [
-                ImageDerivedFile(name, ctx, image, key, lambda h, w: png_size(w, h, 1, bits),
-                                 lambda info, dims, image=image: render_machine(info, image, meta, dims))
-                for image, name in zip(images, mask_names(images), strict=True)
-            ]
-        return [
-            ImageDerivedFile(name, ctx, image, key, lambda h, w: png_size(2 * w, h, 3),
-                             lambda info, dims, image=image: render_human(ctx, info, image, meta, dims))
-            for image, name in zip(images, mask_names(images), strict=True)
-        ]
+            kind = DerivedKind(ctx, key, partial(_machine_size, bits), partial(_machine, meta))
+        else:
+            kind = DerivedKind(ctx, key, _human_size, partial(_human, ctx, meta))
+        return [ImageDerivedFile(name, kind, image, row)
+                for row, image, name in zip(images.rows, images, mask_names(images), strict=True)]
 
 
 class InstancesDir(IndexedDir):
-    """`masks_instances/<mask stem>/`: one folder per image that has objects."""
+    """`masks_instances/<mask stem>/`: one folder per image that has objects; listed from the
+    snapshot's object counts and versions (no annotation parsed)."""
 
     def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs, mtime: float) -> None:
         super().__init__(MASKS_INSTANCES, mtime, ctx, (MASKS_INSTANCES, ds.id, inputs.meta_hash))
@@ -255,26 +290,45 @@ class InstancesDir(IndexedDir):
     def build(self) -> list[Node]:
         p, meta, ctx = self.ctx.platform, self.inputs.meta, self.ctx
         images = p.images(self.ds.id)
-        anns = p.annotations(self.ds.id)
+        snapshot = p.annotations(self.ds.id)
+        counts, versions = snapshot.object_counts(), snapshot.versions()
+        kind = AnnotatedKind(ctx, (MASKS_INSTANCES, self.inputs.meta_hash), partial(_instance_size, ctx, meta),
+                             partial(_instance, ctx, meta))
         nodes: list[Node] = []
-        for image, name in zip(images, stem_names(image_names(images)), strict=True):
-            info = anns.get(image.id)
-            titles = object_titles(info)
-            if not titles:
-                continue
-
-            def make(image: ImageInfo = image, info: AnnotationInfo | None = info,
-                     titles: list[str] = titles) -> list[Node]:
-                version = (image.id, image.hash, ann_version(info), self.inputs.meta_hash, frame_size(image, info))
-                return [
-                    instance_file(ctx, file_name, ("mask-instance", index, *version), image, info,
-                                  lambda dims, index=index, info=info, image=image: render_instance(
-                                      info, image, meta, dims, index))
-                    for index, file_name in enumerate(instance_names(titles))
-                ]
-
-            nodes.append(StaticDir(name, ann_mtime(image, info), make))
+        for row, image, name in zip(images.rows, images, stem_names(image_names(images)), strict=True):
+            if counts.get(image.id):
+                ann = versions.get(image.id)
+                nodes.append(InstanceFolder(name, ann_mtime_of(image, ann), kind, meta, row, ann))
         return nodes
+
+
+class InstanceFolder(DirNode):
+    """`masks_instances/<mask stem>/`: the instance masks of one image. Listing it parses the
+    image's annotation (once, for every file's name and size: the objects' windows); the files keep
+    the annotation's version and their object's index, not the objects."""
+
+    __slots__ = ("ann", "kind", "meta", "row")
+
+    def __init__(self, name: str, mtime: float, kind: AnnotatedKind, meta: ProjectMeta, row: bytes,
+                 ann: AnnVersion | None) -> None:
+        super().__init__(name, mtime)
+        self.kind, self.meta, self.row, self.ann = kind, meta, row, ann
+
+    def children(self) -> list[Node]:
+        image = ImageList.unpack(self.row)
+        info = annotation_of(self.kind.ctx, image, self.ann)
+        ann = parse_annotation(info, self.meta, image)
+        objects = list(ann.objects) if ann is not None else []
+        dims = frame_size(image, info)
+        mtime = ann_mtime(image, info)
+        files: list[Node] = []
+        for index, file_name in enumerate(instance_names(object_titles(info))):
+            size = None
+            if dims is not None:
+                h, w = dims
+                size = window_png_size(w, h, instance_window(objects[index] if index < len(objects) else None, h, w))
+            files.append(AnnotatedFile(file_name, self.kind, self.row, self.ann, mtime, index, size))
+        return unique_names(files)
 
 
 __all__ = [

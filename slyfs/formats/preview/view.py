@@ -19,6 +19,7 @@ The file keeps the full image name (`a.png.jpg`), so `a.jpg` and `a.png` get dis
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import cv2
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from slyfs.formats.project import (
+    DerivedKind,
     ImageDerivedFile,
     ProjectInputs,
     decode_image,
@@ -139,6 +141,15 @@ def render_preview(ctx: ViewContext, info: AnnotationInfo | None, image: ImageIn
     return encode_jpeg_exact(np.ascontiguousarray(drawn), jpeg_size(dims[1], dims[0]))
 
 
+def _preview_size(height: int, width: int) -> int:
+    return jpeg_size(width, height)
+
+
+def _preview(ctx: ViewContext, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo,
+             dims: tuple[int, int]) -> bytes:
+    return render_preview(ctx, info, image, meta, dims)
+
+
 # ---- nodes -----------------------------------------------------------------------------------------
 
 
@@ -161,12 +172,9 @@ class PreviewDatasetDir(IndexedDir):
     def build(self) -> list[Node]:
         ctx, meta = self.ctx, self.inputs.meta
         images = ctx.platform.images(self.ds.id)
-        key = ("preview", self.inputs.meta_hash)
-        return [
-            ImageDerivedFile(f"{name}.jpg", ctx, image, key, lambda h, w: jpeg_size(w, h),
-                             lambda info, dims, image=image: render_preview(ctx, info, image, meta, dims))
-            for image, name in zip(images, image_names(images), strict=True)
-        ]
+        kind = DerivedKind(ctx, ("preview", self.inputs.meta_hash), _preview_size, partial(_preview, ctx, meta))
+        return [ImageDerivedFile(f"{name}.jpg", kind, image, row)
+                for row, image, name in zip(images.rows, images, image_names(images), strict=True)]
 
 
 __all__ = ["PreviewProjectDir", "draw_preview"]

@@ -2,8 +2,14 @@
 
     meta.json
     <dataset>/img/<image>          the platform's bytes
-    <dataset>/ann/<image>.json     the annotation, as the SDK writes it (indent 4, ASCII-escaped)
+    <dataset>/ann/<image>.json     the annotation's JSON exactly as the platform handed it over, compact
+                                   and ASCII-escaped (the SDK writes indent 4; its reader takes either)
     <dataset>/datasets/<child>/    nested datasets, any depth
+
+`meta.json` is indented as the SDK writes it (one small file). Annotation files are the stored text
+of the dataset's annotation snapshot (`platform.cached.AnnotationSnapshot`), so their sizes are known
+from the snapshot without parsing or rendering anything: `ls -l` of 100,000 of them reads no JSON.
+Indenting them as the SDK does would make every size depend on the parsed annotation.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from slyfs.formats.supervisely import SlyAnns, SlyImages, children_of, sdk_json
 from slyfs.model.entities import Dataset, Project, parse_time
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import RenderedFile
+from slyfs.vfs.files import TextFile
 from slyfs.vfs.names import escape_name
 from slyfs.vfs.nodes import IndexedDir, Node, StaticDir
 
@@ -23,11 +29,7 @@ class SlyProjectDir(IndexedDir):
 
     def build(self) -> list[Node]:
         pid = self.project.id
-        meta = self.ctx.platform.meta(pid)
-        meta_bytes = sdk_json(meta)
-        nodes: list[Node] = [
-            RenderedFile("meta.json", self.mtime, ("sly-meta", pid, meta_bytes), lambda: meta_bytes, self.ctx.renders)
-        ]
+        nodes: list[Node] = [TextFile("meta.json", sdk_json(self.ctx.platform.meta(pid)), self.mtime)]
         tree = children_of(self.ctx.platform.datasets(pid))
         nodes += [SlyDatasetDir(self.ctx, ds, tree) for ds in tree.get(None, [])]
         return nodes

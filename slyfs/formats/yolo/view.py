@@ -37,7 +37,8 @@ Image names keep the platform name unless two images of the dataset share a stem
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import cv2
@@ -45,9 +46,11 @@ import numpy as np
 import yaml
 
 from slyfs.formats.project import (
+    AnnotatedFile,
+    AnnotatedKind,
     ProjectInputs,
-    ann_mtime,
-    ann_version,
+    ann_mtime_of,
+    drawn_in,
     frame_size,
     image_names,
     parse_annotation,
@@ -55,12 +58,23 @@ from slyfs.formats.project import (
     split_stem,
     stem_names,
 )
-from slyfs.model.annotation import AnnObject, Annotation
+from slyfs.model.annotation import Annotation
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
-from slyfs.model.geometry import AlphaMask, Bitmap, Graph, MultiPolygon, OrientedBBox, Point, Polygon, Rectangle
+from slyfs.model.geometry import (
+    AlphaMask,
+    Bitmap,
+    Geometry,
+    Graph,
+    MultiPolygon,
+    OrientedBBox,
+    Point,
+    Polygon,
+    Rectangle,
+)
 from slyfs.model.meta import ProjectMeta
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import ImageFile, RenderedFile, TextFile
+from slyfs.vfs.files import ImageFile, TextFile
+from slyfs.vfs.fixedsize import Field, FixedText
 from slyfs.vfs.nodes import IndexedDir, Node, StaticDir
 
 TASKS = ("detect", "segment", "pose")
@@ -107,116 +121,170 @@ def data_yaml(task: str, project_name: str, meta: ProjectMeta, datasets: list[Da
 
 
 def _num(v: float) -> str:
-    return f"{min(max(v, 0.0), 1.0):.6f}"
+    # clamped, and -0.0 made 0.0: always 8 characters (`0.123456` or `1.000000`)
+    return f"{min(max(float(v), 0.0), 1.0) + 0.0:.6f}"
 
 
-def _box_line(cls: int, left: int, top: int, right: int, bottom: int, height: int, width: int) -> list[str]:
-    """An inclusive pixel box as normalised `cls cx cy w h`."""
-    return [str(cls), _num((left + right + 1) / 2 / width), _num((top + bottom + 1) / 2 / height),
-            _num((right - left + 1) / width), _num((bottom - top + 1) / height)]
+NUM = Field(8, _num)
+"""Every coordinate of a label: normalised, clamped to [0, 1], 6 decimals; 8 characters."""
 
 
-def _points_line(cls: int, xs: Any, ys: Any, height: int, width: int) -> str:
-    return " ".join([str(cls), *(f"{_num(x / width)} {_num(y / height)}" for x, y in zip(xs, ys, strict=True))])
+def _box_values(left: int, top: int, right: int, bottom: int, height: int, width: int) -> list[float]:
+    """An inclusive pixel box as normalised `cx cy w h`."""
+    return [(left + right + 1) / 2 / width, (top + bottom + 1) / 2 / height,
+            (right - left + 1) / width, (bottom - top + 1) / height]
 
 
-def detect_lines(ann: Annotation | None, class_index: dict[str, int], height: int, width: int) -> list[str]:
-    out = []
+def _raster_box(geom: Geometry, height: int, width: int) -> list[float]:
+    box = geom.bbox(height, width)
+    if box is None:  # `drawn_in` said it has pixels: a disagreement fails the read, never the bytes
+        raise ValueError("an object announced in a label has no pixel in the image")
+    top, left, bottom, right = box
+    return _box_values(left, top, right, bottom, height, width)
+
+
+def _line(out: FixedText, cls: int, count: int, values: Callable[[], Sequence[float]]) -> None:
+    out.add(f"{cls} ")
+    out.fields(NUM, count, values)
+    out.add("\n")
+
+
+def detect_layout(out: FixedText, ann: Annotation | None, class_index: dict[str, int], height: int,
+                  width: int) -> None:
+    """One `cls cx cy w h` line per object with a pixel in the image (points excepted); the box,
+    which needs the raster, is computed only when the file is read."""
     for obj in ann.objects if ann is not None else ():
-        if isinstance(obj.geometry, Point):
+        geom = obj.geometry
+        if isinstance(geom, Point) or not drawn_in(geom, height, width):
             continue
-        box = obj.geometry.bbox(height, width)
-        if box is not None:
-            top, left, bottom, right = box
-            out.append(" ".join(_box_line(class_index[obj.class_title], left, top, right, bottom, height, width)))
+        _line(out, class_index[obj.class_title], 4, partial(_raster_box, geom, height, width))
+
+
+def mask_polygons(geom: Bitmap | AlphaMask, height: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The outer contours of a mask's raster through boundary pixel centres (a blob one pixel thin:
+    the box around its pixels)."""
+    crop, top, left = geom.raster_window(height, width)
+    if not crop.size:
+        return []
+    contours, _ = cv2.findContours(crop.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for contour in contours:
+        pts = contour.reshape(-1, 2) + (left, top)
+        if len(pts) >= 3:
+            out.append((pts[:, 0] + 0.5, pts[:, 1] + 0.5))
+        else:
+            x0, y0 = pts.min(axis=0)
+            x1, y1 = pts.max(axis=0) + 1
+            out.append((np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1])))
     return out
 
 
-def object_polygons(obj: AnnObject, height: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The polygons (xs, ys in continuous image coordinates) of an area object for YOLO segment;
-    none if no pixel of the object is inside the image."""
-    geom = obj.geometry
-    box = geom.bbox(height, width)
-    if box is None:
-        return []
-    if isinstance(geom, Rectangle):
-        t, lf, b, r = box
-        return [(np.array([lf, r + 1, r + 1, lf]), np.array([t, t, b + 1, b + 1]))]
-    if isinstance(geom, Polygon | MultiPolygon | OrientedBBox):
+def _interleaved(xs: np.ndarray, ys: np.ndarray, height: int, width: int) -> list[float]:
+    return np.column_stack([np.asarray(xs, float) / width, np.asarray(ys, float) / height]).ravel().tolist()
+
+
+def segment_layout(out: FixedText, ann: Annotation | None, class_index: dict[str, int], height: int,
+                   width: int) -> None:
+    """One `cls x1 y1 ...` line per polygon of each area object with a pixel in the image. The number
+    of points comes from the geometry: 4 for rectangles and oriented boxes, the exterior vertices of
+    polygons and multipolygon parts; for bitmaps and alpha masks it is their contours, so sizing a
+    segment label with masks decodes those masks (the object's own pixels, not the file)."""
+    for obj in ann.objects if ann is not None else ():
+        geom = obj.geometry
+        if not geom.is_area:
+            continue
+        cls = class_index[obj.class_title]
+        if isinstance(geom, Bitmap | AlphaMask):
+            for xs, ys in mask_polygons(geom, height, width):
+                values = _interleaved(xs, ys, height, width)
+                _line(out, cls, len(values), partial(list, values))
+            continue
+        if not drawn_in(geom, height, width):
+            continue
+        if isinstance(geom, Rectangle):
+            box = geom.bbox(height, width)
+            assert box is not None
+            t, lf, b, r = box
+            rect = _interleaved(np.array([lf, r + 1, r + 1, lf]), np.array([t, t, b + 1, b + 1]), height, width)
+            _line(out, cls, 8, partial(list, rect))
+            continue
         if isinstance(geom, Polygon):
             rings = [geom.exterior]
         elif isinstance(geom, MultiPolygon):
             rings = [p.exterior for p in geom.parts]
-        else:
+        elif isinstance(geom, OrientedBBox):
             rings = [geom.corners()]
-        return [(ring[:, 0] + 0.5, ring[:, 1] + 0.5) for ring in rings]
-    if isinstance(geom, Bitmap | AlphaMask):
-        crop, top, left = geom.raster_window(height, width)
-        contours, _ = cv2.findContours(crop.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        out = []
-        for contour in contours:
-            pts = contour.reshape(-1, 2) + (left, top)
-            if len(pts) >= 3:
-                out.append((pts[:, 0] + 0.5, pts[:, 1] + 0.5))
-            else:  # a blob one pixel thin: the box around its pixels
-                x0, y0 = pts.min(axis=0)
-                x1, y1 = pts.max(axis=0) + 1
-                out.append((np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1])))
-        return out
-    return []
-
-
-def segment_lines(ann: Annotation | None, class_index: dict[str, int], height: int, width: int) -> list[str]:
-    out = []
-    for obj in ann.objects if ann is not None else ():
-        if not obj.geometry.is_area:
+        else:
             continue
-        cls = class_index[obj.class_title]
-        out += [_points_line(cls, xs, ys, height, width) for xs, ys in object_polygons(obj, height, width)]
-    return out
+        for ring in rings:
+            _line(out, cls, 2 * len(ring), partial(_interleaved, ring[:, 0] + 0.5, ring[:, 1] + 0.5, height, width))
 
 
-def pose_lines(ann: Annotation | None, meta: ProjectMeta, class_index: dict[str, int], height: int, width: int,
-               k: int) -> list[str]:
-    out = []
+def pose_layout(out: FixedText, ann: Annotation | None, meta: ProjectMeta, class_index: dict[str, int],
+                height: int, width: int, k: int) -> None:
+    """One line per graph object with a labelled node in the image: its box, then K keypoints
+    (`x y v`, or `0 0 0` for a node missing or outside the image, and for padding)."""
     for obj in ann.objects if ann is not None else ():
         geom = obj.geometry
         cls = meta.obj_class(obj.class_title)
         if not isinstance(geom, Graph) or cls is None:
             continue
         keys = list(cls.geometry_config.get("nodes") or {})
-        values: list[str] = []
-        xs, ys = [], []
-        for key in keys:
-            node = geom.nodes.get(key)
-            if node is None or not (0 <= node[0] < width and 0 <= node[1] < height):
-                values += ["0", "0", "0"]
-                continue
-            x, y, disabled = node
-            values += [_num((x + 0.5) / width), _num((y + 0.5) / height), "1" if disabled else "2"]
-            xs.append(x)
-            ys.append(y)
+        nodes = [geom.nodes.get(key) for key in keys]
+        inside = [n if n is not None and 0 <= n[0] < width and 0 <= n[1] < height else None for n in nodes]
+        xs = [n[0] for n in inside if n is not None]
+        ys = [n[1] for n in inside if n is not None]
         if not xs:
             continue
-        values += ["0", "0", "0"] * (k - len(keys))
-        box = _box_line(class_index[obj.class_title], min(xs), min(ys), max(xs), max(ys), height, width)
-        out.append(" ".join(box + values))
+        out.add(f"{class_index[obj.class_title]} ")
+        box = _box_values(min(xs), min(ys), max(xs), max(ys), height, width)
+        out.fields(NUM, 4, partial(list, box))
+        for node in inside:
+            if node is None:
+                out.add(" 0 0 0")
+                continue
+            x, y, disabled = node
+            out.add(" ")
+            out.fields(NUM, 2, partial(list, [(x + 0.5) / width, (y + 0.5) / height]))
+            out.add(" 1" if disabled else " 2")
+        out.add(" 0 0 0" * (k - len(keys)))
+        out.add("\n")
+
+
+def label_layout(task: str, ann: Annotation | None, meta: ProjectMeta, height: int, width: int) -> FixedText:
+    """The label file of one image for `task`, described: its size is known before its numbers."""
+    class_index = {c.title: i for i, c in enumerate(meta.classes)}
+    out = FixedText()
+    if task == "detect":
+        detect_layout(out, ann, class_index, height, width)
+    elif task == "segment":
+        segment_layout(out, ann, class_index, height, width)
+    else:
+        pose_layout(out, ann, meta, class_index, height, width, keypoint_count(meta))
     return out
 
 
 def label_text(task: str, ann: Annotation | None, meta: ProjectMeta, height: int, width: int) -> bytes:
     """The label file of one image for `task` (empty for an image without such labels)."""
-    class_index = {c.title: i for i, c in enumerate(meta.classes)}
-    if task == "detect":
-        lines = detect_lines(ann, class_index, height, width)
-    elif task == "segment":
-        lines = segment_lines(ann, class_index, height, width)
-    else:
-        lines = pose_lines(ann, meta, class_index, height, width, keypoint_count(meta))
-    return "".join(line + "\n" for line in lines).encode()
+    return label_layout(task, ann, meta, height, width).render()
 
 
-def yolo_names(images: list[ImageInfo]) -> tuple[list[str], list[str]]:
+def _layout(task: str, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo) -> FixedText:
+    dims = frame_size(image, info)
+    if dims is None:
+        return FixedText()
+    return label_layout(task, parse_annotation(info, meta, image), meta, *dims)
+
+
+def _label_size(task: str, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo, _: None) -> int:
+    return _layout(task, meta, info, image).size
+
+
+def _label_render(task: str, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo, _: None) -> bytes:
+    return _layout(task, meta, info, image).render()
+
+
+def yolo_names(images: Sequence[ImageInfo]) -> tuple[list[str], list[str]]:
     """Per image: its file name under images/ and its label file name (same stem, `.txt`)."""
     names = image_names(images)
     bases = stem_names(names)
@@ -264,10 +332,13 @@ class YoloImagesDir(IndexedDir):
         p = self.ctx.platform
         images = p.images(self.ds.id)
         files, _ = yolo_names(images)
-        return [ImageFile(name, im, p, parse_time(im.updated_at)) for im, name in zip(images, files, strict=True)]
+        return [ImageFile(name, row, p, parse_time(im.updated_at), im.size)
+                for row, im, name in zip(images.rows, images, files, strict=True)]
 
 
 class YoloLabelsDir(IndexedDir):
+    """One label file per image; listed from the snapshot's versions (nothing parsed), sized on stat."""
+
     def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs, task: str) -> None:
         flat = inputs.flat[ds.id]
         super().__init__(flat, parse_time(ds.updated_at), ctx, ("yolo-labels", task, ds.id, flat, inputs.meta_hash))
@@ -276,21 +347,14 @@ class YoloLabelsDir(IndexedDir):
     def build(self) -> list[Node]:
         p, meta, task = self.ctx.platform, self.inputs.meta, self.task
         images = p.images(self.ds.id)
-        anns = p.annotations(self.ds.id)
+        versions = p.annotations(self.ds.id).versions()
         _, labels = yolo_names(images)
+        kind = AnnotatedKind(self.ctx, ("yolo", task, self.inputs.meta_hash), partial(_label_size, task, meta),
+                             partial(_label_render, task, meta))
         nodes: list[Node] = []
-        for image, name in zip(images, labels, strict=True):
-            info = anns.get(image.id)
-            dims = frame_size(image, info)
-            key: Hashable = ("yolo", task, image.id, ann_version(info), self.inputs.meta_hash, dims)
-
-            def render(image: ImageInfo = image, info: AnnotationInfo | None = info,
-                       dims: tuple[int, int] | None = dims) -> bytes:
-                if dims is None:
-                    return b""
-                return label_text(task, parse_annotation(info, meta, image), meta, *dims)
-
-            nodes.append(RenderedFile(name, ann_mtime(image, info), key, render, self.ctx.renders))
+        for row, image, name in zip(images.rows, images, labels, strict=True):
+            ann = versions.get(image.id)
+            nodes.append(AnnotatedFile(name, kind, row, ann, ann_mtime_of(image, ann)))
         return nodes
 
 

@@ -1,0 +1,234 @@
+"""Bounded memory at any dataset size (issue #16): a dataset's images are held packed, its
+annotations in a snapshot on local disk, parsed ones in an LRU bounded by the memory budget, the
+listing cache weighs what it keeps, and the views' file nodes hold ids and versions, never parsed
+annotations. Against the real local store, no mount needed."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import json
+import sys
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slyfs.platform.cached import (
+    MISSING,
+    PARSED_PER_TEXT_BYTE,
+    AnnotationSnapshot,
+    CachedPlatform,
+    Changed,
+    ImageList,
+    ParsedAnnotations,
+    SingleFlightCache,
+)
+from slyfs.platform.local import LocalStore
+from slyfs.vfs.context import NODE_BYTES, ViewContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from benchdata import make_tiny_project  # noqa: E402
+
+IMAGES = 5000
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStore, int]]:
+    store = LocalStore(tmp_path_factory.mktemp("mem") / "store")
+    pid = make_tiny_project(store, IMAGES, project="big")
+    yield store, store.list_datasets(pid)[0].id
+    store.close()
+
+
+def test_image_list_is_the_platform_listing(big: tuple[LocalStore, int]) -> None:
+    store, ds = big
+    expected = list(store.iter_images(ds))
+    images = CachedPlatform(store, ttl=60).images(ds)
+    assert isinstance(images, ImageList)
+    assert len(images) == IMAGES
+    assert list(images) == expected
+    assert images[0] == expected[0] and images[-1] == expected[-1]
+    assert images[10:13] == expected[10:13]
+    assert images.ids() == [im.id for im in expected]
+    assert images[7].model_dump() == expected[7].model_dump()  # every field, as the views read them
+
+
+def test_annotations_are_the_platform_annotations(big: tuple[LocalStore, int]) -> None:
+    store, ds = big
+    expected = {a.image_id: a for a in store.iter_annotations(ds)}
+    anns = CachedPlatform(store, ttl=60).annotations(ds)
+    assert len(anns) == IMAGES
+    assert list(anns) == sorted(expected)
+    some = sorted(expected)[::997]
+    for image_id in some:
+        got, want = anns[image_id], expected[image_id]
+        assert got.annotation == want.annotation
+        assert (got.image_name, got.dataset_id, got.updated_at) == (want.image_name, want.dataset_id, want.updated_at)
+        assert anns.get(image_id) is not None and image_id in anns
+        assert anns.updated_at(image_id) == want.updated_at
+    assert anns.get(-1) is None and -1 not in anns
+    with pytest.raises(KeyError):
+        anns[-1]
+
+
+def test_annotations_of_a_big_dataset_stay_out_of_memory(big: tuple[LocalStore, int]) -> None:
+    """All annotations of 5,000 images parsed at once took ~70 MB; the snapshot keeps them on disk and
+    parses into an LRU bounded by its share of the budget."""
+    store, ds = big
+    budget = 8 << 20
+    platform = CachedPlatform(store, ttl=60, memory_bytes=budget)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        anns = platform.annotations(ds)
+        for image_id in anns:  # every annotation parsed once, as a full read of ann/ does
+            anns[image_id]
+        grown = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # the parsed LRU's share, its estimate's slack, the SQLite connection and the id pages
+    assert grown < budget + (6 << 20), f"{grown / 2**20:.1f} MiB held for {IMAGES} annotations"
+
+
+def test_snapshot_files_go_with_the_snapshot(big: tuple[LocalStore, int], tmp_path: Path) -> None:
+    store, ds = big
+    platform = CachedPlatform(store, ttl=60, snapshot_dir=tmp_path / "snap")
+    anns = platform.annotations(ds)
+    files = list((tmp_path / "snap").rglob("*.db"))
+    assert len(files) == 1 and files[0].stat().st_size > 0
+    del anns
+    platform.invalidate()
+    platform.annotations(ds)  # a fresh snapshot replaces the old one, whose file goes
+    gc.collect()
+    assert [f.name for f in (tmp_path / "snap").rglob("*.db")] == ["2.db"]
+    platform.close()
+    assert list((tmp_path / "snap").iterdir()) == []
+
+
+def test_weighted_cache_bounds_the_weight_and_keeps_one_oversize_value() -> None:
+    cache = SingleFlightCache(ttl=60, maxsize=100, getsizeof=len)
+    for k in range(10):
+        cache.get(k, lambda: "x" * 30)
+    kept = [k for k in range(10) if cache.peek(k) is not MISSING]
+    assert len(kept) == 3 and kept == [7, 8, 9]  # 90 of the 100 allowed, the latest
+    big = cache.get("big", lambda: "y" * 1000)  # heavier than the bound: kept, alone
+    assert cache.peek("big") is big
+    assert all(cache.peek(k) is MISSING for k in range(10))
+    fetched: list[int] = []
+    cache.get("big", lambda: fetched.append(1) or "z")  # type: ignore[func-returns-value]
+    assert fetched == [], "the oversize value is served from the cache, not fetched again"
+    cache.get("small", lambda: "s")
+    assert cache.peek("small") == "s"
+
+
+def test_caches_are_sized_from_the_budget(big: tuple[LocalStore, int]) -> None:
+    store, _ = big
+    ctx = ViewContext(CachedPlatform(store, ttl=60, memory_bytes=64 << 20))
+    assert ctx.renders._cache.maxsize == 16 << 20
+    ctx.listings.get("a", lambda: ([object()] * 100, {}))
+    assert ctx.listings.peek("a") is not MISSING
+    ctx.listings.get("huge", lambda: ([object()] * ((16 << 20) // NODE_BYTES + 1), {}))
+    assert ctx.listings.peek("huge") is not MISSING and ctx.listings.peek("a") is MISSING
+    assert PARSED_PER_TEXT_BYTE > 1
+
+
+# ---- the views' nodes: ids and versions, never parsed annotations (issue #16, item 3) ------------
+
+
+def test_listed_and_stated_files_hold_no_parsed_annotation(big: tuple[LocalStore, int]) -> None:
+    """Every file of sly/, yolo/ and voc/ listed and stat'ed (which parses every annotation for the
+    label sizes), then the caches dropped: what the file nodes still hold is a few hundred bytes
+    each. (A node that kept its parsed annotation, ~15 KB here, held 30 times that.)"""
+    from slyfs.formats.registry import registry
+    from tests.test_views_common import walk
+
+    store, _ = big
+    project = next(p for w in store.list_workspaces(store.list_teams()[0].id) for p in store.list_projects(w.id)
+                   if p.name == "big")
+    ctx = ViewContext(CachedPlatform(store, ttl=60, memory_bytes=8 << 20))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        files = {}
+        for view in ("sly", "yolo", "voc"):
+            for path, f in walk(registry().view(view)(ctx, project)).items():
+                assert f.size >= 0
+                files[f"{view}/{path}"] = f
+        ctx.invalidate()  # listings, image lists and snapshots go; the parsed LRU keeps its bounded share
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(files) > 5 * IMAGES
+    parsed_share = (8 << 20) * 0.15
+    per_file = (held - parsed_share) / len(files)
+    assert per_file < 700, f"{per_file:.0f} bytes held per listed file"
+
+
+def test_sly_annotation_files_are_the_stored_texts_sized_without_parsing(store: LocalStore) -> None:
+    from slyfs.formats.registry import registry
+    from tests.test_views_common import SDK_PROJECT, load_sly_folder, walk
+
+    pid = load_sly_folder(store, SDK_PROJECT)
+    platform = CachedPlatform(store, ttl=60)
+    ctx = ViewContext(platform)
+    files = walk(registry().view("sly")(ctx, store.get_project(pid)))
+    anns = {p: f for p, f in files.items() if "/ann/" in p}
+    assert len(anns) == 4
+    sizes = {p: f.size for p, f in anns.items()}
+    assert not platform._parsed._cache, "sizing annotation files parsed annotations"
+    expected = {a.image_name: a.annotation for ds in store.list_datasets(pid) for a in store.iter_annotations(ds.id)}
+    for path, f in anns.items():
+        data = f.read(0, 1 << 20)
+        assert len(data) == sizes[path] and data.isascii()
+        assert json.loads(data) == expected[path.rsplit("/", 1)[1].removesuffix(".json")]
+        assert f.read(5, 7) == data[5:12] and f.read(len(data), 10) == b""
+    meta = files["meta.json"].read(0, 1 << 20)
+    assert json.loads(meta) == store.get_project_meta(pid) and meta.startswith(b"{\n    ")  # indented as the SDK
+
+
+def test_a_file_listed_before_its_annotation_changed_fails_with_estale(store: LocalStore) -> None:
+    """A node keeps the annotation's version, not the annotation: once the platform holds another one
+    (after the TTL), the old node's read is ESTALE instead of bytes of another length than announced;
+    a fresh listing serves the new annotation."""
+    from slyfs.formats.registry import registry
+    from tests.test_views_common import SDK_PROJECT, load_sly_folder, walk
+
+    pid = load_sly_folder(store, SDK_PROJECT)
+    ctx = ViewContext(CachedPlatform(store, ttl=60))
+    project = store.get_project(pid)
+    old = {v: walk(registry().view(v)(ctx, project)) for v in ("sly", "yolo")}
+    ann_file, label = old["sly"]["val/ann/img_2.png.json"], old["yolo"]["detect/labels/val/img_2.txt"]
+    assert ann_file.size and label.size
+    ds = next(d for d in store.list_datasets(pid) if d.name == "val")
+    info = next(store.iter_annotations(ds.id))
+    store.set_annotations(ds.id, [(info.image_id, {**info.annotation, "objects": info.annotation["objects"][:1]})])
+    ctx.invalidate()
+    for f in (ann_file, label):
+        with pytest.raises(OSError) as e:
+            f.read(0, 1 << 20)
+        assert e.value.errno == errno.ESTALE
+    fresh = walk(registry().view("sly")(ctx, project))["val/ann/img_2.png.json"]
+    data = fresh.read(0, 1 << 20)
+    assert len(data) == fresh.size < ann_file.size and len(json.loads(data)["objects"]) == 1
+
+
+def test_snapshot_serves_ascii_texts_whose_length_is_their_size(tmp_path: Path) -> None:
+    rows = [(1, "a.png", 7, None, "2024-01-01T00:00:00Z", '{"objects": [], "tags": [{"name": "é"}]}'),
+            (2, "b.png", 7, None, "2024-01-02T00:00:00Z", '{"objects":[{"classTitle":"x"},{"classTitle":"y"}]}')]
+    snap = AnnotationSnapshot(tmp_path / "s.db", rows, ParsedAnnotations(1 << 20))
+    versions = snap.versions()
+    first = snap.raw(1, versions[1])
+    assert first == b'{"objects":[],"tags":[{"name":"\\u00e9"}]}' and versions[1][1] == len(first)
+    second = rows[1][5].encode()
+    assert snap.raw(2, versions[2]) == second and snap.raw(2, versions[2], 2, 7) == second[2:9]
+    assert snap.object_counts() == {1: 0, 2: 2}
+    assert snap.lookup(1, versions[1]) is not None and snap[1].annotation["tags"][0]["name"] == "é"
+    with pytest.raises(Changed):
+        snap.raw(1, ("2023-12-31T00:00:00Z", versions[1][1]))
+    with pytest.raises(Changed):
+        snap.lookup(2, None)
+    snap.close()
