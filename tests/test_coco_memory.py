@@ -6,9 +6,10 @@ traces its outline along pixel edges, a staircase of thousands of corners. Readi
 real mount must leave the mount process's peak memory (VmHWM) far below the JSON's size.
 
 The peak is taken before and after the COCO file is read. To measure what the rendering adds, and
-not what is loaded anyway, everything else comes first: the dataset's annotations (every
-Supervisely annotation file of the dataset is read, so the platform cache holds them, whether whole
-or in its bounded cache of parsed annotations), and the COCO file of a small dataset of the same
+not what is loaded anyway, everything else comes first: the dataset's annotations (its Supervisely
+annotation files are read, which fetches them into the platform's snapshot, and its YOLO label files
+are sized, which parses each one into the snapshot's bounded cache of parsed annotations), and the
+COCO file of a small dataset of the same
 project (code paths, the allocator's arenas and the spill store warmed up). The annotation data is
 small here anyway (a few MB parsed) next to the COCO file.
 """
@@ -85,6 +86,8 @@ def test_coco_of_a_big_dataset_is_not_held_in_memory(tmp_path: Path) -> None:
         # the dataset's images and annotations into the platform cache, the rendering warmed up
         anns = sorted((project / "sly" / "train" / "ann").iterdir())
         assert len(anns) == IMAGES and all(len(json.loads(a.read_bytes())["objects"]) == OBJECTS for a in anns)
+        labels = list((project / "yolo" / "detect" / "labels" / "train").iterdir())
+        assert len(labels) == IMAGES and all(label.stat().st_size > 0 for label in labels)
         warmup = (project / "coco" / "annotations" / "instances_warmup.json").read_bytes()
         assert len(json.loads(warmup)["annotations"]) == IMAGES // 10 * OBJECTS
         before = peak_rss(pid)

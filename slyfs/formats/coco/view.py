@@ -56,7 +56,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from slyfs.formats.project import (
-    ann_mtime,
+    ann_mtime_of,
     ann_version,
     attributes,
     frame_size,
@@ -446,12 +446,22 @@ EMIT_RECORDS = 1000  # annotations a streamed rendering holds before writing the
 EMIT_POINTS = 20_000  # outline points pending in the batch before it is flushed and written out
 
 
-def _latest(images: Sequence[ImageInfo], anns: Mapping[int, AnnotationInfo]) -> str:
+def ann_versions(anns: Mapping[int, AnnotationInfo]) -> Mapping[int, Any]:
+    """Each annotation's version by image id, (updated_at, ...) first: read from a platform snapshot's
+    narrow table when `anns` is one (nothing parsed: a 100,000-image listing must not parse 100,000
+    annotations to learn their times), else from the annotations themselves."""
+    versions = getattr(anns, "versions", None)
+    if callable(versions):
+        return versions()
+    return {image_id: ann_version(info) for image_id, info in anns.items()}
+
+
+def _latest(images: Sequence[ImageInfo], versions: Mapping[int, Any]) -> str:
     """The newest `updated_at` of the images and their annotations (ISO strings sort by time)."""
     latest = ""
     for image in images:
-        info = anns.get(image.id)
-        latest = max(latest, info.updated_at or "" if info else "", image.updated_at or "")
+        version = versions.get(image.id)
+        latest = max(latest, version[0] or "" if version else "", image.updated_at or "")
     return latest
 
 
@@ -548,7 +558,7 @@ def coco_dataset(
             out_images.append(entry)
         out_anns += records
     return {
-        "info": _info(description, _latest(images, anns)),
+        "info": _info(description, _latest(images, ann_versions(anns))),
         "licenses": [LICENSE],
         "images": out_images,
         "annotations": out_anns,
@@ -579,7 +589,7 @@ def coco_chunks(
 
     The file lists `images` before `annotations`, but both come from one walk over the images, so
     the annotations go to a `scratch()` file meanwhile and are copied after the images."""
-    head = {"info": _info(description, _latest(images, anns)), "licenses": [LICENSE]}
+    head = {"info": _info(description, _latest(images, ann_versions(anns))), "licenses": [LICENSE]}
     with scratch() as side:
         pending: list[str] = [_ENCODER.encode(head)[:-1], ',"images":[']
         size = 0
@@ -605,13 +615,12 @@ def coco_chunks(
     yield ('],"categories":' + _ENCODER.encode(categories(meta, keypoints)) + "}").encode()
 
 
-def dataset_fingerprint(images: Sequence[ImageInfo], names: list[str], anns: Mapping[int, AnnotationInfo]) -> str:
-    """A short hash of everything per image the COCO bytes depend on."""
+def dataset_fingerprint(images: Sequence[ImageInfo], names: list[str], versions: Mapping[int, Any]) -> str:
+    """A short hash of everything per image the COCO bytes depend on (`versions`: `ann_versions`)."""
     h = hashlib.sha1()
     for image, name in zip(images, names, strict=True):
-        info = anns.get(image.id)
         h.update(repr((image.id, name, image.width, image.height, image.created_at, image.updated_at,
-                       ann_version(info))).encode())
+                       versions.get(image.id))).encode())
     return h.hexdigest()
 
 
@@ -647,8 +656,10 @@ class CocoAnnotationsDir(IndexedDir):
             images = p.images(ds.id)
             anns = p.annotations(ds.id)
             names = image_names(images)
-            mtime = max([parse_time(ds.updated_at), *(ann_mtime(im, anns.get(im.id)) for im in images)])
-            fingerprint = dataset_fingerprint(images, names, anns)
+            versions = ann_versions(anns)
+            mtime = max([parse_time(ds.updated_at), *(ann_mtime_of(im, versions.get(im.id)) for im in images)])
+            fingerprint = dataset_fingerprint(images, names, versions)
+            del versions
             description = f"{self.project.name} / {flat}"
             kinds = [("instances", False)] + ([("person_keypoints", True)] if with_keypoints else [])
             for kind, keypoints in kinds:
