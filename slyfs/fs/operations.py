@@ -43,6 +43,8 @@ INODE_BYTES = 800  # an Entry, its node and its path, measured at 100,000 files
 INODE_SHARE = 0.25  # of the budget: inodes the kernel holds (past that, it is asked to forget the oldest)
 LISTED_BYTES = 300  # a kept readdir entry with its attributes
 LISTED_SHARE = 0.10  # of the budget: listings kept for the next `ls` of the same folder
+INODE_GRACE = 5.0  # seconds an inode is kept whatever the budget: `ls -l` of a folder larger than the
+# budget's share stats each entry after reading the whole folder, and must not find it given back
 DEFAULT_MEMORY = 256 << 20
 
 # The one pyfuse3 call a handler cannot make outside a live FUSE session: a ReaddirToken only comes
@@ -90,7 +92,7 @@ class SlyOperations(pyfuse3.Operations):
         super().__init__()
         self.max_inodes = max(10_000, int(memory * INODE_SHARE) // INODE_BYTES)
         self.max_listed = max(10_000, int(memory * LISTED_SHARE) // LISTED_BYTES)
-        self._recent: OrderedDict[int, None] = OrderedDict()  # file inodes the kernel holds, oldest first
+        self._recent: OrderedDict[int, float] = OrderedDict()  # file inodes the kernel holds -> when last given
         self.root = root
         self.ttl = ttl
         self.limiter = trio.CapacityLimiter(threads)
@@ -133,10 +135,15 @@ class SlyOperations(pyfuse3.Operations):
         if isinstance(node, StagedDir):
             self.staged_dirs[node.path] = ino
         elif not isinstance(node, DirNode):
-            self._recent[ino] = None
+            now = time.monotonic()
+            self._recent[ino] = now
             self._recent.move_to_end(ino)
-            if len(self._recent) > self.max_inodes:
-                self._let_go(self._recent.popitem(last=False)[0])
+            for _ in range(min(64, len(self._recent) - self.max_inodes)):  # back under the bound, gradually
+                oldest, given = next(iter(self._recent.items()))
+                if now - given <= INODE_GRACE:  # a listing bigger than the budget stays whole while in use
+                    break
+                del self._recent[oldest]
+                self._let_go(oldest)
         return ino
 
     def _let_go(self, ino: int) -> None:
