@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--retry-budget", type=float, default=20.0,
                    help="seconds a platform request may spend on retries before the call fails with EIO")
     m.add_argument("--cache-size", type=parse_size, default=parse_size("2G"), help="on-disk cache bound, e.g. 2G")
-    m.add_argument("--memory", type=parse_size, default=parse_size("256M"),
-                   help="memory budget of the mount's caches (listings, renderings, annotations), e.g. 256M")
+    m.add_argument("--memory", type=parse_size, default=None,
+                   help="memory budget of the mount's caches (listings, renderings, annotations, inodes); default 256M")
     m.add_argument("--staging-dir", type=Path,
                    help="staging for import/ (default: <cache-dir>/import/<platform>/: one per platform)")
     m.add_argument("--settle", type=float, default=3.0, help="seconds a folder in import/ must rest before its import")
@@ -226,7 +226,7 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
     from slyfs.imports.dropzone import DropZone
     from slyfs.imports.staging import StagingError, default_staging
     from slyfs.platform.base import PlatformError
-    from slyfs.platform.cached import CachedPlatform
+    from slyfs.platform.cached import DEFAULT_MEMORY, CachedPlatform
     from slyfs.vfs.context import ViewContext
 
     try:
@@ -235,8 +235,9 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
         return fail(args, str(e))
     setup_logging(args.verbose, token)
     blob_dir = args.cache_dir / "blobs" if token else None
+    memory = args.memory or DEFAULT_MEMORY
     cached = CachedPlatform(platform, ttl=args.ttl, blob_cache_dir=blob_dir, blob_cache_bytes=args.cache_size,
-                            memory_bytes=args.memory, snapshot_dir=args.cache_dir / "snapshots")
+                            memory_bytes=memory, snapshot_dir=args.cache_dir / "snapshots")
     import shutil
 
     from slyfs.vfs.spill import SpillStore
@@ -266,7 +267,7 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
 
     try:
         serve_forever(mountpoint, root, ttl=args.ttl, options=fuse_opts, ready=ready, background=[zone.run],
-                      zone=zone, memory=args.memory)
+                      zone=zone, memory=memory)
     except MountError as e:
         return fail(args, str(e))
     finally:

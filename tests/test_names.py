@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from slyfs.vfs.names import NAME_MAX, dedup_suffix, escape_name, nested_name, unescape_name, unique
 
+FITTING = st.text(max_size=50)  # at most 4 bytes a character once escaped: never shortened
 
-@given(st.text())
+
+@given(FITTING)
 def test_escape_is_a_valid_component_and_reversible(name: str) -> None:
     component = escape_name(name)
     assert component not in ("", ".", "..") and "/" not in component and "\0" not in component
@@ -60,7 +62,7 @@ def test_every_escape_is_a_component_linux_and_cp_accept(name: str, room: int) -
     assert len(raw) <= NAME_MAX - room and raw not in (b"", b".", b"..") and b"/" not in raw and b"\0" not in raw
 
 
-@given(st.text())
+@given(FITTING)
 def test_text_names_that_fit_come_back(name: str) -> None:
     component = escape_name(name)
     if len(os.fsencode(component)) < NAME_MAX:

@@ -153,11 +153,10 @@ def small_tmpfs(path: Path, size: str = "8m") -> Iterator[Path]:
 def fill(disk: Path, leave: int) -> Path:
     """Write a filler file until the disk is full, then give back `leave` bytes."""
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing left to fail again at close()
         with contextlib.suppress(OSError):
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
     size = filler.stat().st_size
     os.truncate(filler, max(0, size - leave))
     return filler

@@ -84,7 +84,7 @@ def serve_forever(
     ready: Callable[[], None] | None = None,
     background: list[Callable[[], Awaitable[None]]] | None = None,
     zone: WritableArea | None = None,
-    memory: int = 256 << 20,
+    memory: int | None = None,
 ) -> None:
     """Mount, call `ready`, serve until unmounted or signalled, then unmount. `memory` is the mount's
     memory budget: the FUSE layer's share bounds the inodes and listings it keeps.
@@ -96,8 +96,9 @@ def serve_forever(
     import trio
 
     from slyfs.fs.operations import SlyOperations
+    from slyfs.platform.cached import DEFAULT_MEMORY
 
-    ops = SlyOperations(root, ttl=ttl, memory=memory)
+    ops = SlyOperations(root, ttl=ttl, memory=memory or DEFAULT_MEMORY)
     if zone is not None:
         zone.forget = ops.forget_staged
     # Block SIGINT/SIGTERM until trio's handlers are in place, so an early signal can't
@@ -258,10 +259,12 @@ def raise_read_ahead(mountpoint: Path, kb: int = READ_AHEAD_KB) -> None:
 
 def unmount(mountpoint: Path, *, timeout: float = 10.0) -> str:
     """Unmount (also a dead mount), wait until the serving process has let go, and say what was done."""
+    from slyfs.platform.pids import process_alive
+
     if not mounted(mountpoint):
         raise MountError(f"{mountpoint} is not mounted")
     pid = _recorded_pid(mountpoint)
-    alive = pid is not None and _alive(pid)
+    alive = pid is not None and process_alive(pid)
     r = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True, text=True, check=False)
     lazily = False
     if r.returncode != 0:
@@ -288,22 +291,6 @@ def _recorded_pid(mountpoint: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs. A zombie does not: it has let go of everything but its pid, and the
-    background mount's parent (init, once `slyfs mount` returned) reaps it in its own time."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-
 def pidfile_for(mountpoint: Path) -> Path:
     """Where the serving process of a mountpoint records its pid (for `slyfs unmount` to wait on)."""
     import hashlib
@@ -319,6 +306,8 @@ def wait_for_exit(mountpoint: Path, timeout: float) -> bool:
     """True once the process that served `mountpoint` has exited (or none is known)."""
     import time
 
+    from slyfs.platform.pids import process_alive
+
     pf = pidfile_for(mountpoint)
     try:
         pid = int(pf.read_text())
@@ -326,7 +315,7 @@ def wait_for_exit(mountpoint: Path, timeout: float) -> bool:
         return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not process_alive(pid):
             pf.unlink(missing_ok=True)
             return True
         time.sleep(0.05)

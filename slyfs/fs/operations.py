@@ -24,6 +24,7 @@ import trio
 
 from slyfs.fs.errors import errno_boundary
 from slyfs.platform.base import NotFound
+from slyfs.platform.cached import DEFAULT_MEMORY
 from slyfs.vfs.names import NAME_MAX
 from slyfs.vfs.nodes import DirNode, FileNode, Node
 from slyfs.vfs.staged import StagedDir, StagedFile
@@ -45,7 +46,6 @@ LISTED_BYTES = 300  # a kept readdir entry with its attributes
 LISTED_SHARE = 0.10  # of the budget: listings kept for the next `ls` of the same folder
 INODE_GRACE = 5.0  # seconds an inode is kept whatever the budget: `ls -l` of a folder larger than the
 # budget's share stats each entry after reading the whole folder, and must not find it given back
-DEFAULT_MEMORY = 256 << 20
 
 # The one pyfuse3 call a handler cannot make outside a live FUSE session: a ReaddirToken only comes
 # with a kernel request. The in-process model test (tests/test_fs_model.py) puts the kernel's side of

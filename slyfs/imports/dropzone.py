@@ -373,7 +373,7 @@ class DropZone:
         self._keep_reserve()
         if self._free_space() < LOW_SPACE:
             raise OSError(errno.ENOSPC, "less than 1 MiB free", str(self.staging))
-        self.jobs.reset_running()  # a real write: fails while the database cannot be written
+        self.jobs.probe()
 
     async def _retry(self) -> None:
         """Probe the disk now and then while paused; once it works, every paused import is pending

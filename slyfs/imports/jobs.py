@@ -188,6 +188,10 @@ class JobStore:
     def all(self) -> list[Job]:
         return [self._job(r) for r in self._db.execute("SELECT * FROM jobs ORDER BY id")]
 
+    def probe(self) -> None:
+        """A real write that changes nothing a job says: fails while the database cannot be written."""
+        self._db.execute("PRAGMA user_version = 1")
+
     def reset_running(self) -> None:
         """After a crash, a job that was running is pending again (uploads are idempotent)."""
         self._db.execute("UPDATE jobs SET state=? WHERE state=?", (PENDING, RUNNING))

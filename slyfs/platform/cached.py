@@ -37,6 +37,7 @@ from cachetools import LRUCache, TTLCache
 
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, Team, Workspace
 from slyfs.platform.base import Platform, Unavailable
+from slyfs.platform.pids import process_alive
 
 log = logging.getLogger("slyfs.cache")
 
@@ -274,7 +275,7 @@ class SnapshotDir:
             parent.mkdir(parents=True, exist_ok=True)
             for old in parent.glob("slyfs-snapshots-*-*"):
                 pid = old.name.split("-")[2]
-                if pid.isdigit() and not _alive(int(pid)):
+                if pid.isdigit() and not process_alive(int(pid)):
                     shutil.rmtree(old, ignore_errors=True)
         self.path = Path(tempfile.mkdtemp(prefix=f"slyfs-snapshots-{os.getpid()}-", dir=parent))
         self._counter = itertools.count(1)
@@ -285,16 +286,6 @@ class SnapshotDir:
 
     def close(self) -> None:
         self._finalizer()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 AnnVersion = tuple[str | None, int]
