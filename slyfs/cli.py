@@ -226,7 +226,8 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
     from slyfs.imports.dropzone import DropZone
     from slyfs.imports.staging import StagingError, default_staging
     from slyfs.platform.base import PlatformError
-    from slyfs.platform.cached import DEFAULT_MEMORY, CachedPlatform
+    from slyfs.platform.budget import DEFAULT_MEMORY
+    from slyfs.platform.cached import CachedPlatform
     from slyfs.vfs.context import ViewContext
 
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from slyfs.platform.budget import BASELINE, SHARES, share
 from slyfs.platform.cached import (
     MISSING,
     PARSED_PER_TEXT_BYTE,
@@ -125,11 +126,14 @@ def test_weighted_cache_bounds_the_weight_and_keeps_one_oversize_value() -> None
 
 def test_caches_are_sized_from_the_budget(big: tuple[LocalStore, int]) -> None:
     store, _ = big
-    ctx = ViewContext(CachedPlatform(store, ttl=60, memory_bytes=64 << 20))
-    assert ctx.renders._cache.maxsize == 16 << 20
+    budget = 64 << 20
+    ctx = ViewContext(CachedPlatform(store, ttl=60, memory_bytes=budget))
+    assert 0 < ctx.renders._cache.maxsize == share(budget, "renders") < budget
+    # every cache at its bound together stays within the part of the budget the baseline leaves
+    assert sum(share(256 << 20, c) for c in SHARES) <= (256 << 20) - BASELINE
     ctx.listings.get("a", lambda: ([object()] * 100, {}))
     assert ctx.listings.peek("a") is not MISSING
-    ctx.listings.get("huge", lambda: ([object()] * ((16 << 20) // NODE_BYTES + 1), {}))
+    ctx.listings.get("huge", lambda: ([object()] * (share(budget, "listings") // NODE_BYTES + 1), {}))
     assert ctx.listings.peek("huge") is not MISSING and ctx.listings.peek("a") is MISSING
     assert PARSED_PER_TEXT_BYTE > 1
 

@@ -63,6 +63,18 @@ def test_meta_roundtrip(platform: Platform, project) -> None:
     assert got["tags"][0]["values"] == ["sun", "rain"]
 
 
+def test_project_custom_data_is_kept_and_replaced(platform: Platform, project) -> None:
+    """Where importers keep what a format carries beyond the platform's model (COCO category ids)."""
+    assert platform.get_project(project.id).custom_data == {}
+    data = {"coco": {"categories": [{"id": 4, "name": "c", "supercategory": "x"}], "info": {"year": 2017}}}
+    assert platform.update_project_custom_data(project.id, data).custom_data == data
+    assert platform.get_project(project.id).custom_data == data
+    assert [p.custom_data for p in platform.list_projects(project.workspace_id)] == [data]
+    assert platform.update_project_custom_data(project.id, {"yolo": {}}).custom_data == {"yolo": {}}
+    with pytest.raises(NotFound):
+        platform.update_project_custom_data(987654, data)
+
+
 def test_images_bytes_ranges_and_dedup(platform: Platform, project) -> None:
     ds = platform.create_dataset(project.id, "imgs")
     png, jpg = image_bytes(40, 30, "PNG", 1), image_bytes(50, 20, "JPEG", 2)

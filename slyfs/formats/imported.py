@@ -83,6 +83,10 @@ class ImportedProject:
     # Problems found while converting that do not stop conversion (a COCO annotation naming an unknown
     # image): reported together with the per-item ones by the validation pass.
     problems: list[Problem] = field(default_factory=list)
+    # What the format carries that Supervisely's model has no field for, kept in the project's custom
+    # data under the format's name (`{"coco": {"info": ..., "categories": [...]}}`), so that the same
+    # format's view can write it back. Merged key by key into an existing project's custom data.
+    custom_data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

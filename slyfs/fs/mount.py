@@ -96,7 +96,7 @@ def serve_forever(
     import trio
 
     from slyfs.fs.operations import SlyOperations
-    from slyfs.platform.cached import DEFAULT_MEMORY
+    from slyfs.platform.budget import DEFAULT_MEMORY
 
     ops = SlyOperations(root, ttl=ttl, memory=memory or DEFAULT_MEMORY)
     if zone is not None:

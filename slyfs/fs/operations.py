@@ -24,7 +24,7 @@ import trio
 
 from slyfs.fs.errors import errno_boundary
 from slyfs.platform.base import NotFound
-from slyfs.platform.cached import DEFAULT_MEMORY
+from slyfs.platform.budget import DEFAULT_MEMORY, share
 from slyfs.vfs.names import NAME_MAX
 from slyfs.vfs.nodes import DirNode, FileNode, Node
 from slyfs.vfs.staged import StagedDir, StagedFile
@@ -41,9 +41,7 @@ PUSH_BYTES = 1 << 20
 # What the memory budget (`slyfs mount --memory`) buys here: the kernel holds an inode for every file
 # `ls -lR` showed (1.5 million in masks/ of 100,000 images), and each costs us an entry and its node.
 INODE_BYTES = 800  # an Entry, its node and its path, measured at 100,000 files
-INODE_SHARE = 0.25  # of the budget: inodes the kernel holds (past that, it is asked to forget the oldest)
-LISTED_BYTES = 300  # a kept readdir entry with its attributes
-LISTED_SHARE = 0.10  # of the budget: listings kept for the next `ls` of the same folder
+LISTED_BYTES = 170  # a kept readdir entry and its path
 INODE_GRACE = 5.0  # seconds an inode is kept whatever the budget: `ls -l` of a folder larger than the
 # budget's share stats each entry after reading the whole folder, and must not find it given back
 
@@ -64,10 +62,13 @@ class Entry:
 
 @dataclass(slots=True)
 class DirEntry:
-    name: bytes
-    attrs: pyfuse3.EntryAttributes
+    """One readdir entry, kept small (a listing of 100,000 files is kept whole): the size the worker
+    thread learned, not an EntryAttributes (200 bytes each), which readdir makes as it hands out."""
+
     node: Node
     path: tuple[str, ...]
+    size: int  # a file's size; ignored for folders
+    attrs: pyfuse3.EntryAttributes | None = None  # staged entries only: their attributes come from disk
 
 
 @dataclass(slots=True)
@@ -90,16 +91,18 @@ class SlyOperations(pyfuse3.Operations):
 
     def __init__(self, root: DirNode, *, ttl: float = 5.0, threads: int = 16, memory: int = DEFAULT_MEMORY) -> None:
         super().__init__()
-        self.max_inodes = max(10_000, int(memory * INODE_SHARE) // INODE_BYTES)
-        self.max_listed = max(10_000, int(memory * LISTED_SHARE) // LISTED_BYTES)
-        self._recent: OrderedDict[int, float] = OrderedDict()  # file inodes the kernel holds -> when last given
+        self.max_inodes = max(10_000, share(memory, "inodes") // INODE_BYTES)
+        self.max_listed = max(10_000, share(memory, "listed") // LISTED_BYTES)
+        self._recent: dict[int, float] = {}  # file inodes the kernel holds -> when last given, oldest first
         self.root = root
         self.ttl = ttl
         self.limiter = trio.CapacityLimiter(threads)
         self.uid = os.getuid()
         self.gid = os.getgid()
         self.entries: dict[int, Entry] = {pyfuse3.ROOT_INODE: Entry(root, (), lookups=1)}
-        self.inode_of: dict[tuple[str, ...], int] = {(): pyfuse3.ROOT_INODE}
+        # Paths whose inode is not the one derived from the path (moved by a rename, or a hash collision):
+        # a handful, where a table of every path would cost 100 bytes a file.
+        self.moved_inodes: dict[tuple[str, ...], int] = {}
         self.handles: dict[int, Any] = {}
         self._next_fh = 1
         self.staged_dirs: dict[Path, int] = {}  # staging folder -> its inode, to invalidate entries in it
@@ -114,21 +117,34 @@ class SlyOperations(pyfuse3.Operations):
     def _inode_for(self, path: tuple[str, ...]) -> int:
         """Stable numbers: derived from the path, so the same file keeps its inode for the
         life of the mount even after the kernel forgot it; a (rare) collision takes the next free."""
-        ino = self.inode_of.get(path)
+        if not path:
+            return pyfuse3.ROOT_INODE
+        ino = self.moved_inodes.get(path)
         if ino is not None:
             return ino
-        digest = hashlib.blake2b("/".join(path).encode("utf-8", "surrogateescape"), digest_size=8).digest()
-        ino = (int.from_bytes(digest, "little") & ((1 << 63) - 1)) | 2
+        ino = self._derived_inode(path)
         while ino in self.entries and self.entries[ino].path != path:
             ino += 1
         return ino
+
+    @staticmethod
+    def _derived_inode(path: tuple[str, ...]) -> int:
+        digest = hashlib.blake2b("/".join(path).encode("utf-8", "surrogateescape"), digest_size=8).digest()
+        return (int.from_bytes(digest, "little") & ((1 << 63) - 1)) | 2
+
+    def _known_inode(self, path: tuple[str, ...]) -> int | None:
+        """The inode the kernel holds for `path`, or None."""
+        ino = self._inode_for(path)
+        entry = self.entries.get(ino)
+        return ino if entry is not None and entry.path == path else None
 
     def _register(self, node: Node, path: tuple[str, ...]) -> int:
         ino = self._inode_for(path)
         entry = self.entries.get(ino)
         if entry is None:
             self.entries[ino] = Entry(node, path)
-            self.inode_of[path] = ino
+            if ino != self._derived_inode(path):  # a collision: remember, lest the other's forget move it
+                self.moved_inodes[path] = ino
         else:
             entry.node = node
             entry.fetched = time.monotonic()
@@ -136,8 +152,8 @@ class SlyOperations(pyfuse3.Operations):
             self.staged_dirs[node.path] = ino
         elif not isinstance(node, DirNode):
             now = time.monotonic()
+            self._recent.pop(ino, None)  # to the end: a dict keeps insertion order
             self._recent[ino] = now
-            self._recent.move_to_end(ino)
             for _ in range(min(64, len(self._recent) - self.max_inodes)):  # back under the bound, gradually
                 oldest, given = next(iter(self._recent.items()))
                 if now - given <= INODE_GRACE:  # a listing bigger than the budget stays whole while in use
@@ -152,7 +168,7 @@ class SlyOperations(pyfuse3.Operations):
         files `ls -lR` or `find` met. Harmless for a file still in use: the kernel keeps an open
         file's inode, and a later lookup finds the file again."""
         entry = self.entries.get(ino)
-        parent = self.inode_of.get(entry.path[:-1]) if entry is not None and entry.path else None
+        parent = self._known_inode(entry.path[:-1]) if entry is not None and entry.path else None
         if entry is None or parent is None:
             return
         try:  # queued to pyfuse3's own thread: safe from a handler, never waits
@@ -177,15 +193,16 @@ class SlyOperations(pyfuse3.Operations):
         except KeyError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
 
-    def attrs(self, node: Node, inode: int) -> pyfuse3.EntryAttributes:
-        """Attributes of a node; a file's size may render it, so call from a worker thread."""
+    def attrs(self, node: Node, inode: int, size: int | None = None) -> pyfuse3.EntryAttributes:
+        """Attributes of a node; a file's size may render it, so call from a worker thread (or pass
+        the `size` learned there)."""
         a = pyfuse3.EntryAttributes()
         a.st_ino = inode
         a.generation = 0
         a.entry_timeout = self.ttl
         a.attr_timeout = self.ttl
         if isinstance(node, FileNode):
-            size = node.size
+            size = node.size if size is None else size
             a.st_mode = stat.S_IFREG | 0o444
             a.st_nlink = 1
             a.st_size = size
@@ -223,7 +240,7 @@ class SlyOperations(pyfuse3.Operations):
         from the root in a worker thread."""
         entry = self._entry(inode)
         if entry.path and time.monotonic() - entry.fetched > self.ttl:
-            parent = self.entries.get(self.inode_of.get(entry.path[:-1], -1))
+            parent = self.entries.get(self._known_inode(entry.path[:-1]) or -1)
             known, node = False, None
             if parent is not None and isinstance(parent.node, DirNode):
                 known, node = parent.node.peek_child(entry.path[-1])
@@ -283,7 +300,7 @@ class SlyOperations(pyfuse3.Operations):
         """`.` and `..` (asked only through an NFS export): the folder itself or the one above it,
         counted like any lookup's answer, since the kernel will forget it like one."""
         path = parent.path if sname == "." else parent.path[:-1]
-        ino = parent_inode if sname == "." else self.inode_of.get(path)
+        ino = parent_inode if sname == "." else self._known_inode(path)
         if ino is None:  # the kernel holds a folder, not necessarily the one above it
             ino = self._register(await self.run(self._resolve, path), path)
         attrs = await self.getattr(ino, ctx)
@@ -328,8 +345,8 @@ class SlyOperations(pyfuse3.Operations):
             if entry.lookups <= 0:
                 del self.entries[inode]
                 self._recent.pop(inode, None)
-                if self.inode_of.get(entry.path) == inode:
-                    del self.inode_of[entry.path]
+                if self.moved_inodes.get(entry.path) == inode:
+                    del self.moved_inodes[entry.path]
                 if isinstance(entry.node, StagedDir) and self.staged_dirs.get(entry.node.path) == inode:
                     del self.staged_dirs[entry.node.path]
 
@@ -356,12 +373,16 @@ class SlyOperations(pyfuse3.Operations):
             children = node.children()
             if previous is not None and previous.children is children:
                 return previous
-            return Listing(children, [DirEntry(os.fsencode(c.name), self.node_attrs(c, 0), c, path + (c.name,))
-                                      for c in children])
+            return Listing(children, [self._dir_entry(c, path + (c.name,)) for c in children])
 
         listing = await self.run(snapshot)
         self._keep_listing(path, listing)
         return self._new_handle(DirHandle(path, listing.entries))
+
+    def _dir_entry(self, node: Node, path: tuple[str, ...]) -> DirEntry:
+        if isinstance(node, StagedFile | StagedDir):
+            return DirEntry(node, path, 0, self._staged_attrs(node, 0))
+        return DirEntry(node, path, node.size if isinstance(node, FileNode) else 0)
 
     def _keep_listing(self, path: tuple[str, ...], listing: Listing) -> None:
         """Remember the latest listings, least recently listed dropped past `max_listed` entries."""
@@ -379,8 +400,9 @@ class SlyOperations(pyfuse3.Operations):
         for i in range(start_id, len(entries)):
             e = entries[i]
             ino = self._inode_for(e.path)
-            e.attrs.st_ino = ino
-            if not readdir_reply(token, e.name, e.attrs, i + 1):
+            attrs = e.attrs if e.attrs is not None else self.attrs(e.node, ino, e.size)
+            attrs.st_ino = ino
+            if not readdir_reply(token, os.fsencode(e.path[-1]), attrs, i + 1):
                 return
             self._register(e.node, e.path)
             self.entries[ino].lookups += 1
@@ -577,13 +599,18 @@ class SlyOperations(pyfuse3.Operations):
 
     def _moved(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
         """Entries below a renamed path keep their inodes under the new path."""
+        top = self._known_inode(old)
+        if top is None:
+            return  # the kernel holds nothing there (nor below: it holds a file's folders)
         n = len(old)
-        for path in [p for p in self.inode_of if p[:n] == old]:
-            ino = self.inode_of.pop(path)
-            moved = new + path[n:]
-            self.inode_of[moved] = ino
-            entry = self.entries[ino]
-            entry.path = moved
+        # A folder's whole subtree (a scan, but folders are renamed rarely; rsync renames files)
+        below = [(i, e) for i, e in self.entries.items() if e.path[:n] == old] \
+            if isinstance(self.entries[top].node, DirNode) else [(top, self.entries[top])]
+        for ino, entry in below:
+            if self.moved_inodes.get(entry.path) == ino:
+                del self.moved_inodes[entry.path]
+            entry.path = new + entry.path[n:]
+            self.moved_inodes[entry.path] = ino
             entry.fetched = 0.0  # re-resolve: the node's disk path changed
 
     async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]

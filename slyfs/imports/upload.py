@@ -356,6 +356,10 @@ def upload_project(
                 plan.load(ds_ids)
         if merged != current:
             platform.update_project_meta(target, merged)
+        if project.custom_data:
+            custom = platform.get_project(target).custom_data
+            if any(custom.get(k) != v for k, v in project.custom_data.items()):
+                platform.update_project_custom_data(target, {**custom, **project.custom_data})
         for ds in project.datasets:
             _ensure_dataset(platform, target, ds.path, ds_ids)
         started = time.monotonic()

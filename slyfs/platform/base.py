@@ -121,6 +121,11 @@ class Platform(ABC):
     def update_project_meta(self, project_id: int, meta: dict[str, Any]) -> dict[str, Any]: ...
 
     @abstractmethod
+    def update_project_custom_data(self, project_id: int, custom_data: dict[str, Any]) -> Project:
+        """Replace the project's custom data (`projects.editInfo {id, customData}`): where importers keep
+        what a format carries and the platform's model has no field for (COCO category ids, `info`)."""
+
+    @abstractmethod
     def create_dataset(
         self, project_id: int, name: str, parent_id: int | None = None, description: str = ""
     ) -> Dataset: ...

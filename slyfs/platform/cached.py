@@ -37,6 +37,7 @@ from cachetools import LRUCache, TTLCache
 
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, Team, Workspace
 from slyfs.platform.base import Platform, Unavailable
+from slyfs.platform.budget import DEFAULT_MEMORY, share
 from slyfs.platform.pids import process_alive
 
 log = logging.getLogger("slyfs.cache")
@@ -47,9 +48,6 @@ SWEEP_QUIET_SECONDS = 5.0  # a folder's read-ahead window starts small again aft
 MAX_QUEUED = 100_000
 INFLIGHT_WAIT_SECONDS = 120.0  # longer than any fetch (the client's retry budget bounds them)
 
-DEFAULT_MEMORY = 256 << 20  # the mount's memory budget for caches (`slyfs mount --memory`)
-BUNDLES_SHARE = 0.15  # of the budget: datasets' packed image lists
-PARSED_SHARE = 0.15  # of the budget: parsed annotations (the rest: listings, renders, the FUSE tables)
 
 T = TypeVar("T")
 MISSING: Any = object()
@@ -521,8 +519,8 @@ class CachedPlatform:
         self.memory_bytes = memory_bytes
         self._lists = SingleFlightCache(ttl)
         # per-dataset image lists (weighed by their packed bytes) and annotation snapshots (on disk)
-        self._bundles = SingleFlightCache(ttl, maxsize=int(memory_bytes * BUNDLES_SHARE), getsizeof=_bundle_weight)
-        self._parsed = ParsedAnnotations(int(memory_bytes * PARSED_SHARE))
+        self._bundles = SingleFlightCache(ttl, maxsize=share(memory_bytes, "bundles"), getsizeof=_bundle_weight)
+        self._parsed = ParsedAnnotations(share(memory_bytes, "parsed"))
         self._snapshot_parent = snapshot_dir
         self._snapshots: SnapshotDir | None = None
         self._snapshots_lock = threading.Lock()

@@ -693,6 +693,9 @@ class SuperviselyClient(Platform):
             return found[0]
         return Project.model_validate(answer)
 
+    def update_project_custom_data(self, project_id: int, custom_data: dict[str, Any]) -> Project:
+        return Project.model_validate(self._call("projects.editInfo", {"id": project_id, "customData": custom_data}))
+
     def update_project_meta(self, project_id: int, meta: dict[str, Any]) -> dict[str, Any]:
         answer = self._call("projects.meta.update", {"id": project_id, "meta": meta})
         if isinstance(answer, dict) and "classes" in answer:

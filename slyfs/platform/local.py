@@ -278,6 +278,13 @@ class LocalStore(Platform):
             )
         return self.get_project(cur.lastrowid or 0)
 
+    def update_project_custom_data(self, project_id: int, custom_data: dict[str, Any]) -> Project:
+        with self._write() as db:
+            self._exists(db, "projects", project_id)
+            db.execute("UPDATE projects SET custom_data=?, updated_at=? WHERE id=?",
+                       (json.dumps(custom_data), now_iso(), project_id))
+        return self.get_project(project_id)
+
     def update_project_settings(self, project_id: int, settings: dict[str, Any]) -> None:
         with self._write() as db:
             self._exists(db, "projects", project_id)

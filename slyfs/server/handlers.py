@@ -248,7 +248,19 @@ def projects_add(store: LocalStore, call: Call) -> Any:
     if isinstance(p.get("settings"), dict) and p["settings"]:
         store.update_project_settings(project.id, p["settings"])
         project = store.get_project(project.id)
+    if p.get("customData"):
+        project = store.update_project_custom_data(project.id, json_object(p["customData"], "customData"))
     return project_api(project)
+
+
+@api("projects.editInfo")
+def projects_edit_info(store: LocalStore, call: Call) -> Any:
+    """Name and description are not editable here yet; custom data is (importers keep format facts there)."""
+    p = obj(call)
+    project_id = req_int(p, "id")
+    if p.get("customData") is None:
+        return project_api(store.get_project(project_id))
+    return project_api(store.update_project_custom_data(project_id, json_object(p["customData"], "customData")))
 
 
 @api("projects.meta")

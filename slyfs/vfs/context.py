@@ -6,16 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slyfs.platform.budget import share
 from slyfs.platform.cached import CachedPlatform, SingleFlightCache
 from slyfs.vfs.cache import RenderCache
 
 if TYPE_CHECKING:
     from slyfs.vfs.spill import SpillStore
 
-# Shares of the memory budget (the platform's snapshots take theirs: platform.cached), the rest is
-# left to what cannot be bounded here (the FUSE layer's tables, the interpreter).
-RENDERS_SHARE = 0.25
-LISTINGS_SHARE = 0.25
 NODE_BYTES = 2048  # what one node of a cached listing holds, about (the node, its image record, its index slot)
 
 
@@ -43,9 +40,9 @@ class ViewContext:
     def __post_init__(self) -> None:
         budget = self.platform.memory_bytes
         if self.renders is None:
-            self.renders = RenderCache(int(budget * RENDERS_SHARE))
+            self.renders = RenderCache(share(budget, "renders"))
         # A listing larger than the whole share is still kept, alone, for its TTL (SingleFlightCache).
-        self.listings = SingleFlightCache(self.platform.ttl, maxsize=int(budget * LISTINGS_SHARE),
+        self.listings = SingleFlightCache(self.platform.ttl, maxsize=share(budget, "listings"),
                                           getsizeof=listing_weight)
 
     def invalidate(self) -> None:

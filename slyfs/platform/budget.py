@@ -1,0 +1,32 @@
+"""The mount's memory budget (`slyfs mount --memory`) and how its caches share it: one table.
+
+The budget is the whole mount's: what a user sees in `ps`. The interpreter, its libraries and the
+mount's fixed structures take about BASELINE of it whatever the dataset; the rest is shared out
+between the caches that grow with the data (image lists, parsed annotations, renderings, listings,
+the inodes the kernel holds, kept readdir listings). The shares add up to one, so every cache at
+its bound together stays within the budget.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+DEFAULT_MEMORY = 256 << 20
+BASELINE = 96 << 20  # measured: a mount with nothing listed yet (Python, numpy, cv2, pyfuse3, trio, SQLite)
+
+Cache = Literal["bundles", "parsed", "renders", "listings", "inodes", "listed"]
+SHARES: dict[Cache, float] = {
+    "bundles": 0.15,  # datasets' image lists, as packed rows (platform.cached)
+    "parsed": 0.15,  # parsed annotations (platform.cached)
+    "renders": 0.20,  # rendered files kept for re-reads (vfs.context)
+    "listings": 0.20,  # folders' nodes kept for the TTL (vfs.context)
+    "inodes": 0.20,  # file inodes the kernel holds (fs.operations)
+    "listed": 0.10,  # readdir listings kept for the next `ls` of the same folder (fs.operations)
+}
+assert abs(sum(SHARES.values()) - 1.0) < 1e-9
+
+
+def share(memory: int, cache: Cache) -> int:
+    """Bytes `cache` may hold in a mount whose budget is `memory`. A budget below the baseline (tests
+    that want tight caches) still gives the caches a quarter of it."""
+    return int(max(memory - BASELINE, memory // 4) * SHARES[cache])
