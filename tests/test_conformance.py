@@ -277,11 +277,6 @@ def bbox_doubles(m: Mismatch, source: Stored) -> bool:
         and source.meta.obj_class(m.key.removesuffix("_bbox")) is not None
 
 
-def unused_categories(m: Mismatch, source: Stored) -> bool:
-    """A COCO category (listed in the view's annotation files) left out because no annotation uses it."""
-    return m.aspect == "classes" and m.got == MISSING and m.want == "instances"
-
-
 def clamped_outside(m: Mismatch, source: Stored) -> bool:
     """yolo/segment: pixels of an object that reaches outside the image, lost because the view moves the
     vertices outside onto the border instead of clipping the polygon there (same number of parts)."""
@@ -303,11 +298,7 @@ class Spec:
 
 CARRIES: dict[str, Spec] = {
     "sly": Spec((Copy("", sly_classes, per_object(sly_object, image_tags), flat=False),)),
-    "coco": Spec(
-        (Copy("", coco_classes, per_object(coco_object, image_tags)),),
-        issue12="issue 12: categories no annotation uses (the line, point and cuboid classes lane, sign, box3d) "
-                "are not created on import",
-        known=unused_categories),
+    "coco": Spec((Copy("", coco_classes, per_object(coco_object, image_tags)),)),
     # without ann/, the instance masks are imported (with it, the folder is a Supervisely project)
     "masks": Spec((Copy("", class_colors, per_object(masks_object), flat=False, drop=("ann",)),)),
     "yolo": Spec(

@@ -1,4 +1,6 @@
-"""COCO import: polygons, RLE (both forms), crowd, boxes, keypoints, tags; masks checked against pycocotools."""
+"""COCO import: polygons, RLE (both forms), crowd, boxes, keypoints, tags; masks checked against pycocotools;
+one class per category whatever its shapes; what the platform has no field for kept where the coco/ view
+finds it again (class descriptions, image meta, instance keys, the project's custom data)."""
 
 from __future__ import annotations
 
@@ -144,14 +146,13 @@ def test_coco_masks_ids_keypoints_and_tags(tmp_path: Path, store: LocalStore) ->
     assert store.read_image(images["b__x.jpg"].id) == (root / "train" / "b" / "x.jpg").read_bytes()
     assert anns["c.png"][1]["objects"] == [] and anns["c.png"][1]["size"] == {"height": 30, "width": 40}
 
-    # classes: one per (category, geometry kind), the COCO id kept in the description
+    # classes: one per category in file order, `any` where its annotations make several kinds of object
+    # (cat: polygons and a bbox-only box; person: a polygon and keypoints), the COCO id kept in the description
     shapes = {c.title: c.shape for c in meta.classes}
-    assert shapes == {"cat": "polygon", "cat_bbox": "rectangle", "dog": "bitmap", "person": "polygon",
-                      "person_keypoints": "graph", "sign": "rectangle"}
+    assert list(shapes.items()) == [("cat", "any"), ("dog", "bitmap"), ("person", "any"), ("sign", "rectangle")]
     ids = {c.title: coco.coco_category(c.description) for c in meta.classes}
-    assert ids["cat"] == ids["cat_bbox"] == (3, "animal")
-    assert ids["dog"] == (17, "animal") and ids["person_keypoints"] == (1, "person")
-    graph = meta.obj_class("person_keypoints")
+    assert ids == {"cat": (3, "animal"), "dog": (17, "animal"), "person": (1, "person"), "sign": (25, None)}
+    graph = meta.obj_class("person")
     assert graph is not None and list(graph.geometry_config["nodes"]) == ["nose", "left_eye", "right_eye"]
     assert [(e["src"], e["dst"]) for e in graph.geometry_config["edges"]] == [("nose", "left_eye"),
                                                                             ("nose", "right_eye")]
@@ -186,29 +187,40 @@ def test_coco_masks_ids_keypoints_and_tags(tmp_path: Path, store: LocalStore) ->
                 assert (ours & theirs).sum() / (ours | theirs).sum() > 0.75
     assert exact == 5
 
-    # two rings -> two polygons sharing an instance key
-    two = [o for o in anns["a__x.jpg"][1]["objects"] if o.get("instance")]
-    assert len(two) == 2 and two[0]["instance"] == two[1]["instance"]
-    # bbox-only -> inclusive rectangle; keypoints -> graph, v=1 disabled, v=0 omitted; shared instance
+    # every object keeps its annotation's id in its instance key; two rings -> two polygons sharing it
+    assert [o["instance"] for o in anns["a__x.jpg"][1]["objects"]] == ["coco:10", "coco:11", "coco:11"]
+    # bbox-only -> inclusive rectangle of the category's class; keypoints -> graph, v=1 disabled, v=0 omitted
     d_objs = anns["d.png"][1]["objects"]
-    rect = next(o for o in d_objs if o["classTitle"] == "cat_bbox")
+    rect = next(o for o in d_objs if o["classTitle"] == "cat" and o["geometryType"] == "rectangle")
     assert rect["points"]["exterior"] == [[5, 6], [14, 13]]
     assert next(o for o in d_objs if o["classTitle"] == "sign")["points"]["exterior"] == [[50, 30], [59, 43]]
-    kp = next(o for o in d_objs if o["classTitle"] == "person_keypoints")
+    kp = next(o for o in d_objs if o["geometryType"] == "graph")
+    assert kp["classTitle"] == "person"
     assert kp["nodes"] == {"nose": {"loc": [10, 10]}, "left_eye": {"loc": [20, 12], "disabled": True}}
-    poly = next(o for o in d_objs if o["classTitle"] == "person")
-    assert poly["instance"] == kp["instance"]
+    poly = next(o for o in d_objs if o["classTitle"] == "person" and o["geometryType"] == "polygon")
+    assert poly["instance"] == kp["instance"] == "coco:15"
 
-    # iscrowd and `attributes` -> tags (image and object)
+    # iscrowd and `attributes` -> tags (image and object); an attribute seen true and false is a boolean:
+    # a tag "true"/"false" (both kept), read back as a boolean by the coco/ view
     b_objs = anns["b__x.jpg"][1]["objects"]
     assert b_objs[0]["tags"] == [{"name": "iscrowd"}]
-    assert b_objs[1]["tags"] == [{"name": "note", "value": "back"}]
+    assert b_objs[1]["tags"] == [{"name": "occluded", "value": "false"}, {"name": "note", "value": "back"}]
     assert anns["b__x.jpg"][1]["tags"] == [{"name": "weather", "value": "rain"}]
-    assert anns["a__x.jpg"][1]["objects"][0]["tags"] == [{"name": "occluded"}, {"name": "score", "value": 0.5},
+    assert anns["a__x.jpg"][1]["objects"][0]["tags"] == [{"name": "occluded", "value": "true"},
+                                                          {"name": "score", "value": 0.5},
                                                           {"name": "note", "value": "front"}]
     tag_types = {t.name: t.value_type for t in meta.tags}
-    assert tag_types == {"iscrowd": "none", "occluded": "none", "score": "any_number", "note": "any_string",
-                         "weather": "any_string"}
+    assert tag_types == {"iscrowd": "none", "occluded": "oneof_string", "score": "any_number",
+                         "note": "any_string", "weather": "any_string"}
+
+    # what has no field on the platform: image ids and entries in the image meta, the rest in custom data
+    assert images["d.png"].meta == {"coco": {"id": 7}}
+    stored = store.get_project(pid).custom_data["coco"]
+    assert stored["info"] == {"description": "test"} and "licenses" not in stored
+    assert stored["datasets"] == {"train": {"files": [{"task": "instances", "keypoints": True,
+                                                       "annotations": "regions", "info": {"description": "test"}}]}}
+    assert stored["box_only"] == {"categories": [3], "segmentation": "empty"}
+    assert stored["bool_attributes"] == ["occluded"] and stored["crowd_tag"] == "iscrowd"
 
 
 def test_instances_and_keypoints_files_merge(tmp_path: Path, store: LocalStore) -> None:
@@ -224,10 +236,16 @@ def test_instances_and_keypoints_files_merge(tmp_path: Path, store: LocalStore) 
                            for a in doc["annotations"]]
     (root / "annotations" / "instances_train.json").write_text(json.dumps(inst))
     (root / "annotations" / "person_keypoints_train.json").write_text(json.dumps(kp_doc))
-    _, meta, anns = imported(store, root)
-    assert meta.obj_class("person_keypoints") is not None
-    titles = sorted(o["classTitle"] for o in anns["d.png"][1]["objects"])
-    assert titles == ["cat", "cat_bbox", "person", "person_keypoints", "sign"]  # the person is not duplicated
+    pid, meta, anns = imported(store, root)
+    person = meta.obj_class("person")
+    assert person is not None and list(person.geometry_config["nodes"]) == ["nose", "left_eye", "right_eye"]
+    kinds = sorted((o["classTitle"], o["geometryType"]) for o in anns["d.png"][1]["objects"])
+    assert kinds == [("cat", "polygon"), ("cat", "rectangle"), ("person", "graph"), ("person", "polygon"),
+                     ("sign", "rectangle")]  # the person is not duplicated
+    # each file's part is kept: the keypoints file held the person category and its annotations only
+    files = store.get_project(pid).custom_data["coco"]["datasets"]["train"]["files"]
+    assert [(f["task"], f.get("categories"), f["keypoints"], f["annotations"]) for f in files] == [
+        ("instances", None, False, "regions"), ("person_keypoints", [1], True, "all")]
 
 
 def test_roboflow_layout_and_basename_fallback(tmp_path: Path, store: LocalStore) -> None:

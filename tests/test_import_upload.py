@@ -10,7 +10,7 @@ import pytest
 
 from slyfs.formats.imported import ImportedDataset, ImportedImage, ImportedProject, ImportFailed
 from slyfs.imports.detect import convert_folder
-from slyfs.imports.upload import clean_annotation, dataset_paths, upload_project
+from slyfs.imports.upload import clean_annotation, dataset_paths, merge_custom_data, upload_project
 from slyfs.model.entities import ImageInfo, NewImage
 from slyfs.platform.local import LocalStore
 from slyfs.vfs.names import dedup_suffix as suffixed
@@ -209,3 +209,17 @@ def test_upload_through_each_platform(platform: Any) -> None:
                                / f"{info.image_name}.json").read_text())
             assert len(info.annotation["objects"]) == len(want["objects"])
             assert info.annotation["size"] == want["size"]
+
+
+def test_a_second_import_adds_its_format_facts_beside_the_first(tmp_path: Path, store: LocalStore) -> None:
+    ws = workspace(store)
+    first = one_image_project("a.png", image_bytes(16, 12, "PNG", 1), "a")
+    first.custom_data = {"coco": {"datasets": {"train": {"info": {"year": 2017}}}, "version": 1}}
+    pid = upload_project(store, first, ws, "p")
+    second = one_image_project("b.png", image_bytes(16, 12, "PNG", 2), "b")
+    second.custom_data = {"coco": {"datasets": {"val": {"info": {"year": 2018}}}, "version": 1}, "yolo": {"n": 1}}
+    upload_project(store, second, ws, "p")
+    assert store.get_project(pid).custom_data == {
+        "coco": {"datasets": {"train": {"info": {"year": 2017}}, "val": {"info": {"year": 2018}}}, "version": 1},
+        "yolo": {"n": 1}}
+    assert merge_custom_data({"a": {"x": 1}}, {"a": 2}) == {"a": 2}  # a value replaces an object

@@ -226,6 +226,16 @@ def _merge_meta(current: dict[str, Any] | None, imported: ProjectMeta) -> dict[s
     return merged
 
 
+def merge_custom_data(current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    """`incoming` over `current`, objects merged key by key at every depth: a second import into a
+    project adds its datasets' facts beside the first one's instead of replacing them."""
+    out = dict(current)
+    for key, value in incoming.items():
+        old = out.get(key)
+        out[key] = merge_custom_data(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
 def _ensure_dataset(platform: Platform, project_id: int, path: DsPath, ids: dict[DsPath, int]) -> int:
     for i in range(1, len(path) + 1):
         prefix = path[:i]
@@ -358,8 +368,9 @@ def upload_project(
             platform.update_project_meta(target, merged)
         if project.custom_data:
             custom = platform.get_project(target).custom_data
-            if any(custom.get(k) != v for k, v in project.custom_data.items()):
-                platform.update_project_custom_data(target, {**custom, **project.custom_data})
+            merged_custom = merge_custom_data(custom, project.custom_data)
+            if merged_custom != custom:
+                platform.update_project_custom_data(target, merged_custom)
         for ds in project.datasets:
             _ensure_dataset(platform, target, ds.path, ds_ids)
         started = time.monotonic()

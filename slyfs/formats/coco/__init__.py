@@ -11,8 +11,9 @@ FORMAT = Format(
     title="COCO 2017",
     project_types=frozenset({IMAGES}),
     help=('COCO 2017: <dataset>/<image>, annotations/instances_<dataset>.json\n'
-          '(+ person_keypoints_<dataset>.json for graph classes); nested datasets joined\n'
-          'with __; masks pixel-exact through pycocotools; tags in `attributes`'),
+          '(+ person_keypoints_<dataset>.json for keypoint classes); nested datasets joined\n'
+          'with __; masks pixel-exact through pycocotools; tags in `attributes`; a project\n'
+          'imported from COCO keeps its ids, info, licenses and files (docs/formats/coco.md)'),
     view=CocoProjectDir,
     importer=importer,
     rank=1,

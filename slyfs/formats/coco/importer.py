@@ -13,32 +13,40 @@ Mapping (documented choices, made so masks agree with pycocotools and slyfs's co
 - Pixel convention: COCO coordinates are continuous, pixel i spanning [i, i+1), a pixel inside when its
   centre is (pycocotools' rasterization); Supervisely coordinates are pixel indices drawn inclusively
   (OpenCV fillPoly / inclusive rectangles). Every region is converted between the two (see `pixel_ring`).
-- A category becomes one class per geometry kind its annotations use, in the order polygon, bitmap,
-  rectangle, graph: the first kind present takes the category name, the others `<name>_mask`,
-  `<name>_bbox`, `<name>_keypoints` (a Supervisely class has one shape; COCO mixes polygons and crowd
-  RLE in one category). Every such class keeps the COCO id in its description:
-  `coco category_id=<id> supercategory=<text>` (`coco_category()` parses it back).
+- A category becomes one class, in file order, unused ones included, named after it: of the one shape its
+  annotations make (polygon, bitmap, rectangle, graph), else `any` (several shapes: polygons, bbox-only
+  boxes and crowd RLE in one category; a region with keypoints; or none yet); a category with `keypoints`
+  carries its template (also on an `any` class). The class keeps the COCO id and supercategory in its
+  description: `coco category_id=<id> supercategory=<text>` (`layout.coco_category()` parses it back).
+- What the platform has no field for is kept where the coco/ view reads it back (`layout.py`,
+  docs/formats/coco.md): each image's id and other entry keys in its meta, each annotation's id in the
+  `instance` key its objects share (`coco:<id>`), and the files' `info`, `licenses` and layout (which
+  files, categories, annotations, keypoint fields), the bbox-only categories and the boolean attributes
+  in the project's custom data (`ImportedProject.custom_data`).
 - `segmentation` polygons -> one `polygon` object per ring, vertices moved to the pixel-index convention
   (integers: the sub-pixel positions are not kept). The raster then equals pycocotools' exactly for rings
   along pixel edges (what the coco/ view writes, boxes, staircase outlines) and differs only in pixels the
   outline crosses for slanted edges. Several rings of one annotation share an `instance` key (no
   multipolygon: older SDKs and tools cannot read it). COCO polygons have no holes (rings are a union).
 - A one-ring polygon that is an axis-aligned box becomes a `rectangle` when every polygon of its category
-  is one (the coco/ view writes rectangles that way), else a polygon like the others.
+  is one and the category has no bbox-only annotation (the coco/ view writes rectangles that way), else a
+  polygon like the others.
 - RLE (uncompressed `counts` list, or pycocotools' compressed string) -> `bitmap`, after checking `size`
   == the image's [height, width] and that the runs cover exactly h*w pixels (see `_mask_of` for why the
   runs are decoded here rather than by pycocotools' C decoder). Holes survive (a polygon cannot hold them).
-- bbox-only annotations -> `rectangle` of the pixels whose centres are inside (left = x, right = x + w - 1
-  for whole numbers), clipped to the image. The bbox of a segmented annotation is derived data, not stored.
-- keypoints -> a `graph` object of the category's graph class (template from `keypoints` + `skeleton`,
+- bbox-only annotations (with keypoints or not) -> `rectangle` of the pixels whose centres are inside
+  (left = x, right = x + w - 1 for whole numbers), clipped to the image; the view writes them bbox-only
+  again. The bbox of a segmented annotation is derived data, not stored.
+- keypoints -> a `graph` object of the category's class (template from `keypoints` + `skeleton`,
   node keys = keypoint names): v=0 nodes are omitted, v=1 (labelled, not visible) nodes are kept with
   `disabled: true`, v=2 enabled; coordinates as given. The annotation's other objects share its
   `instance` key. A segmentation that is only the box around the keypoints (the coco/ view's) is skipped.
 - `iscrowd: 1` -> object tag `iscrowd` (value type none).
 - `attributes` (slyfs's `coco/` view writes tags there, on images and annotations; CVAT writes its
-  attributes there) -> tags: null/true -> a tag without value, false -> no tag, numbers -> any_number,
-  strings -> any_string (a name seen with a string anywhere is any_string; oneof_string cannot be told
-  apart), lists -> one tag per value.
+  attributes there) -> tags: null/true -> a tag without value; a name seen with `false` (CVAT's
+  `occluded`) -> a `oneof_string` tag "true"/"false", kept as a boolean attribute in the custom data;
+  numbers -> any_number, strings -> any_string (a name seen with a string anywhere is any_string;
+  oneof_string cannot be told apart), lists -> one tag per value.
 - Objects with no pixel in the image (a box or polygon entirely outside, an empty RLE) are dropped with
   a warning; everything else wrong is a Problem naming the JSON file, the annotation id and what is wrong.
 - Names written escaped by the views (`%2F`, `%25`) are unescaped; the coco/ view's flattened nested
@@ -71,6 +79,18 @@ from typing import Any
 import numpy as np
 
 from slyfs.formats.coco.jsonstream import JsonStreamError, scan
+from slyfs.formats.coco.layout import (
+    ANNOTATIONS_ALL,
+    ANNOTATIONS_KEYPOINTS,
+    ANNOTATIONS_REGIONS,
+    CROWD_TAG,
+    CUSTOM_KEY,
+    FileLayout,
+    Stored,
+    category_description,
+    instance_key,
+)
+from slyfs.formats.coco.layout import coco_category as coco_category  # re-exported: tests, older callers
 from slyfs.formats.imported import Detection, ImportedDataset, ImportedImage, ImportedProject, ImportFailed, Problem
 from slyfs.formats.importing import (
     LOW,
@@ -95,21 +115,11 @@ ARRAYS = frozenset({"images", "annotations", "categories"})
 TASK_PREFIXES = ("instances_", "person_keypoints_", "keypoints_", "coco_instances_")
 GENERIC_STEMS = frozenset({"instances", "coco_instances", "annotations", "coco", "_annotations.coco",
                            "person_keypoints", "keypoints", "labels", "result", "results"})
-KINDS = ("polygon", "bitmap", "rectangle", "graph")
-KIND_SUFFIX = {"bitmap": "_mask", "rectangle": "_bbox", "graph": "_keypoints"}
-CROWD_TAG = "iscrowd"
 _SKIP_DIRS = frozenset({"img", "ann", "img_info", "meta", "masks_machine", "masks_human", "masks_instances"})
 _SNIFF = 1 << 20
 _KEY = re.compile(rb'"(images|annotations|categories)"\s*:\s*\[')
-_DESC = re.compile(r"\bcoco category_id=(-?\d+)(?: supercategory=(.*))?$", re.S)
 _MAX_SNIFFED = 400
 _INSTANCE_NS = uuid.UUID("6f1c3a52-9a0e-4f57-8a4e-1d2b3c4d5e6f")
-
-
-def coco_category(description: str | None) -> tuple[int, str | None] | None:
-    """(category id, supercategory) stored in a class description by this importer, or None."""
-    m = _DESC.search(description or "")
-    return (int(m.group(1)), m.group(2)) if m else None
 
 
 # ---- detection ----------------------------------------------------------------------------------------
@@ -199,8 +209,8 @@ def _has_keypoints(ann: dict[str, Any]) -> bool:
 
 def _region_kind(ann: dict[str, Any]) -> str | None:
     """What the annotation's region becomes: polygon, box (a rectangle-shaped polygon), bitmap, rectangle
-    (bbox only), or None (no region; also for keypoints whose segmentation is just the box around them,
-    which is what slyfs's coco/ view writes for graph objects)."""
+    (bbox only, keypoints or not), or None (no region; also for keypoints whose segmentation is just the
+    box around them, which is what slyfs's coco/ view writes for graph objects)."""
     seg = ann.get("segmentation")
     if isinstance(seg, dict):
         return "bitmap"
@@ -215,8 +225,6 @@ def _region_kind(ann: dict[str, Any]) -> str | None:
                         return None
                 return "box"
         return "polygon"
-    if _has_keypoints(ann):
-        return None
     bbox = ann.get("bbox")
     if isinstance(bbox, list) and bbox:
         return "rectangle"
@@ -224,8 +232,10 @@ def _region_kind(ann: dict[str, Any]) -> str | None:
 
 
 def _value_kind(v: Any) -> str:
-    if v is None or v is True:
-        return "none"
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
     if v is False:
         return "false"
     if _num(v):
@@ -245,6 +255,9 @@ def _note_attributes(attrs: Any, seen: dict[str, set[str]]) -> None:
 
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height", "attributes")
+# What an image entry holds beside these, the import keeps in the image's meta; `sly_id` is the
+# platform id slyfs's own view writes, not a fact of the source.
+_NOT_KEPT = frozenset({*_IMAGE_KEYS, "sly_id"})
 
 
 @dataclass
@@ -262,10 +275,17 @@ class _File:
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     kinds: dict[Any, set[str]] = field(default_factory=dict)  # category id -> kinds used
     keypoint_cats: set[Any] = field(default_factory=set)  # categories whose annotations carry keypoints
+    box_only: set[Any] = field(default_factory=set)  # categories with bbox-only annotations
+    box_only_forms: list[str] = field(default_factory=list)  # how the first bbox-only annotation had no segmentation
     crowd: bool = False
     count: int = 0  # annotations
     categorized: int = 0  # annotations with a category_id
+    without_region: int = 0  # annotations with no segmentation or bbox
+    without_keypoints: int = 0  # annotations with no labelled keypoint
     has_categories: bool = False
+    others: dict[str, Any] = field(default_factory=dict)  # the top-level keys but the arrays (info, licenses)
+    image_spans: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))  # per image row
+    image_extras: bool = False  # some image entry has keys beside _IMAGE_KEYS (read again when converting)
 
 
 def _dataset_name(path: Path, root: Path) -> str:
@@ -289,6 +309,7 @@ def _index(path: Path, path_rel: str, root: Path, problems: ProblemList,
     cat_ids: list[Any] = []
     offsets = array("q")
     lengths = array("q")
+    image_spans = array("q")
     present: set[str] = set()
     n_images = [0]
 
@@ -311,8 +332,16 @@ def _index(path: Path, path_rel: str, root: Path, problems: ProblemList,
                 kinds = cf.kinds.setdefault(cid if type(cid) in (int, str) else None, set())
                 if kind:
                     kinds.add(kind)
+                    if kind == "rectangle":
+                        cf.box_only.add(cid)
+                        if not cf.box_only_forms:
+                            cf.box_only_forms.append("empty" if "segmentation" in obj else "absent")
+                else:
+                    cf.without_region += 1
                 if _has_keypoints(obj):
                     cf.keypoint_cats.add(cid)
+                else:
+                    cf.without_keypoints += 1
                 if obj.get("iscrowd") in (1, True):
                     cf.crowd = True
                 if obj.get("attributes") is not None:
@@ -330,11 +359,17 @@ def _index(path: Path, path_rel: str, root: Path, problems: ProblemList,
         if key == "images":
             n_images[0] += 1
             cf.images.append({k: obj[k] for k in _IMAGE_KEYS if k in obj})
+            image_spans.extend((start, end - start))
+            if not cf.image_extras and not obj.keys() <= _NOT_KEPT:
+                cf.image_extras = True
             _note_attributes(obj.get("attributes"), attributes)
         else:
             cf.categories.append(obj)
 
     others = scan(path, ARRAYS, on_element)
+    cf.others = {k: v for k, v in others.items() if k not in ARRAYS}
+    cf.image_spans = np.frombuffer(image_spans, dtype=np.int64).reshape(-1, 2).copy() if image_spans \
+        else np.zeros((0, 2), dtype=np.int64)
     for key in ARRAYS & others.keys():
         if not isinstance(others[key], list):
             problems.add(Problem(path_rel, f"'{key}' must be a list, got {type(others[key]).__name__}"))
@@ -423,7 +458,7 @@ class _Category:
     skeleton: list[Any] | None = None
     kinds: set[str] = field(default_factory=set)
     box_kind: str = "rectangle"  # what rectangle-shaped polygons become
-    titles: dict[str, str] = field(default_factory=dict)  # kind -> class title
+    title: str = ""  # the class
     node_keys: list[str] = field(default_factory=list)
 
 
@@ -456,14 +491,21 @@ def _merge_categories(files: list[_File], problems: ProblemList) -> dict[Any, _C
         for cid, kinds in cf.kinds.items():
             if cid in cats:
                 cats[cid].kinds |= kinds
-        for cid in cf.keypoint_cats:
-            if cid in cats and cats[cid].keypoints:
-                cats[cid].kinds.add("graph")
-    for cat in cats.values():
-        if "box" in cat.kinds:  # rectangle-shaped polygons: rectangles, unless the category has real polygons
-            cat.box_kind = "polygon" if "polygon" in cat.kinds else "rectangle"
-            cat.kinds = (cat.kinds - {"box"}) | {cat.box_kind}
+    for category in cats.values():
+        _settle_kinds(category)
     return cats
+
+
+def _settle_kinds(cat: _Category) -> None:
+    """The kinds of object a category's class holds. A keypoint category has its template whether or not
+    an annotation labels a keypoint. Rectangle-shaped polygons (what the coco/ view writes for rectangles)
+    are rectangles when the category has no other polygons, nor bbox-only annotations (those are the
+    rectangles written back without a segmentation): else they stay polygons."""
+    if cat.keypoints:
+        cat.kinds.add("graph")
+    if "box" in cat.kinds:
+        cat.box_kind = "polygon" if cat.kinds & {"polygon", "rectangle"} else "rectangle"
+        cat.kinds = (cat.kinds - {"box"}) | {cat.box_kind}
 
 
 def _graph_config(cat: _Category, problems: ProblemList, where: str) -> dict[str, Any]:
@@ -484,48 +526,63 @@ def _graph_config(cat: _Category, problems: ProblemList, where: str) -> dict[str
     return {"nodes": nodes, "edges": edges}
 
 
+def _class_shape(cat: _Category) -> str:
+    """The shape of a category's class: the one kind of geometry its annotations make, else `any` (several
+    kinds, or none: a category no annotation uses yet)."""
+    return next(iter(cat.kinds)) if len(cat.kinds) == 1 else "any"
+
+
 def _meta(cats: dict[Any, _Category], attributes: dict[str, set[str]], crowd: bool, problems: ProblemList,
-          where: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The project meta, and the value type of each tag made from `attributes`."""
+          where: str) -> tuple[dict[str, Any], dict[str, str], frozenset[str]]:
+    """The project meta, the value type of each tag made from `attributes`, and the attributes whose
+    values were booleans (their tags are `oneof_string` "false"/"true")."""
     classes: list[dict[str, Any]] = []
     taken: set[str] = set()
-    for cat in cats.values():
-        for kind in KINDS:
-            if kind not in cat.kinds:
-                continue
-            title = cat.name if not cat.titles else cat.name + KIND_SUFFIX[kind]
-            base, n = title, 2
-            while title in taken:
-                title = f"{base} ({cat.id})" if n == 2 else f"{base} ({cat.id}) {n}"
-                n += 1
-            taken.add(title)
-            cat.titles[kind] = title
-            description = f"coco category_id={cat.id}"
-            if cat.supercategory is not None:
-                description += f" supercategory={cat.supercategory}"
-            config = _graph_config(cat, problems, where) if kind == "graph" else {}
-            classes.append({"title": title, "description": description, "shape": kind, "color": color_for(title),
-                            "geometry_config": config, "hotkey": ""})
+    for cat in cats.values():  # one class per category, in file order, unused ones included
+        title, n = cat.name, 2
+        while title in taken:
+            title = f"{cat.name} ({cat.id})" if n == 2 else f"{cat.name} ({cat.id}) {n}"
+            n += 1
+        taken.add(title)
+        cat.title = title
+        supercategory = cat.supercategory
+        description = category_description(cat.id, supercategory) if type(cat.id) is int \
+            else f"coco category_id={cat.id!r}"
+        config = _graph_config(cat, problems, where) if cat.keypoints else {}
+        classes.append({"title": title, "description": description, "shape": _class_shape(cat),
+                        "color": color_for(title), "geometry_config": config, "hotkey": ""})
     tags: list[dict[str, Any]] = []
     tag_types: dict[str, str] = {}
+    booleans: set[str] = set()
     if crowd:
         tags.append(_tag_meta(CROWD_TAG, "none"))
         tag_types[CROWD_TAG] = "none"
     for name, kinds in attributes.items():
         if name == CROWD_TAG or not isinstance(name, str) or not name:
             continue
-        kinds = kinds - {"other", "false"}
-        vt = "any_string" if "string" in kinds else "any_number" if "number" in kinds else "none"
+        kinds = kinds - {"other"}
         if not kinds:
             continue
+        if "string" in kinds:
+            vt = "any_string"
+        elif "number" in kinds:
+            vt = "any_number"
+        elif "false" in kinds:
+            vt = "oneof_string"
+            booleans.add(name)
+        else:
+            vt = "none"  # true (or null): a flag
         tag_types[name] = vt
-        tags.append(_tag_meta(name, vt))
-    return {"classes": classes, "tags": tags, "projectType": "images"}, tag_types
+        tags.append(_tag_meta(name, vt, ["false", "true"] if vt == "oneof_string" else None))
+    return {"classes": classes, "tags": tags, "projectType": "images"}, tag_types, frozenset(booleans)
 
 
-def _tag_meta(name: str, value_type: str) -> dict[str, Any]:
-    return {"name": name, "value_type": value_type, "color": color_for(name), "hotkey": "", "applicable_type": "all",
-            "classes": [], "target_type": "all"}
+def _tag_meta(name: str, value_type: str, values: list[str] | None = None) -> dict[str, Any]:
+    out = {"name": name, "value_type": value_type, "color": color_for(name), "hotkey": "", "applicable_type": "all",
+           "classes": [], "target_type": "all"}
+    if values is not None:
+        out["values"] = values
+    return out
 
 
 # ---- converting one image -----------------------------------------------------------------------------
@@ -541,12 +598,14 @@ def _tags(attrs: Any, tag_types: dict[str, str]) -> list[dict[str, Any]]:
             continue
         for v in value if isinstance(value, list) else [value]:
             kind = _value_kind(v)
-            if vt == "none" and kind == "none":
+            if vt == "none" and kind in ("true", "null"):
                 out.append({"name": name})
+            elif vt == "oneof_string" and kind in ("true", "false"):
+                out.append({"name": name, "value": "true" if v else "false"})
             elif vt == "any_number" and kind == "number":
                 out.append({"name": name, "value": v})
-            elif vt == "any_string" and kind in ("string", "number"):
-                out.append({"name": name, "value": v if kind == "string" else str(v)})
+            elif vt == "any_string" and kind in ("string", "number", "true", "false"):
+                out.append({"name": name, "value": v if kind == "string" else json.dumps(v)})
     return out
 
 
@@ -666,7 +725,7 @@ def _objects(ann: dict[str, Any], h: int, w: int, ctx: _Context, where: str, ite
     tags += _tags(ann.get("attributes"), ctx.tag_types)
     out: list[dict[str, Any]] = []
     kind = _region_kind(ann)
-    seg = ann.get("segmentation")
+    seg: Any = ann.get("segmentation")
     if kind == "bitmap":
         mask = _mask_of(seg, h, w)
         if isinstance(mask, str):
@@ -675,14 +734,14 @@ def _objects(ann: dict[str, Any], h: int, w: int, ctx: _Context, where: str, ite
             warn("its RLE mask is empty")
         else:
             data, origin = encode_bitmap(*mask)
-            out.append(_obj(cat.titles["bitmap"], tags, {"bitmap": {"origin": origin, "data": data}}, "bitmap"))
+            out.append(_obj(cat.title, tags, {"bitmap": {"origin": origin, "data": data}}, "bitmap"))
     elif kind == "box" and cat.box_kind == "rectangle":
-        box = pixel_box(*_box_extent(seg[0]), h, w)  # type: ignore[misc]
+        extent = _box_extent(seg[0])
+        box = pixel_box(*extent, h, w) if extent is not None else None
         if box is None:
             warn(f"box segmentation lies outside the {w}x{h} image")
         else:
-            out.append(_obj(cat.titles["rectangle"], tags, {"points": {"exterior": box, "interior": []}},
-                            "rectangle"))
+            out.append(_obj(cat.title, tags, {"points": {"exterior": box, "interior": []}}, "rectangle"))
     elif kind in ("polygon", "box"):
         rings = seg if isinstance(seg[0], list) else [seg]  # a flat list is one ring (seen in the wild)
         for i, ring in enumerate(rings):
@@ -700,7 +759,7 @@ def _objects(ann: dict[str, Any], h: int, w: int, ctx: _Context, where: str, ite
                 warn(f"polygon segmentation[{i}] lies outside the {w}x{h} image")
                 continue
             points = {"exterior": pixel_ring(xs, ys), "interior": []}
-            out.append(_obj(cat.titles["polygon"], tags, {"points": points}, "polygon"))
+            out.append(_obj(cat.title, tags, {"points": points}, "polygon"))
     elif kind == "rectangle":
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and _numbers(bbox)) or bbox[2] < 0 or bbox[3] < 0:
@@ -711,9 +770,8 @@ def _objects(ann: dict[str, Any], h: int, w: int, ctx: _Context, where: str, ite
             if box is None:
                 warn(f"bbox {bbox} lies outside the {w}x{h} image")
             else:
-                out.append(_obj(cat.titles["rectangle"], tags, {"points": {"exterior": box, "interior": []}},
-                                "rectangle"))
-    kp = ann.get("keypoints")
+                out.append(_obj(cat.title, tags, {"points": {"exterior": box, "interior": []}}, "rectangle"))
+    kp: Any = ann.get("keypoints")
     if _has_keypoints(ann):
         if not cat.keypoints:
             problem(f"has keypoints but category {cat.id} ({cat.name}) defines no 'keypoints' names")
@@ -734,13 +792,17 @@ def _objects(ann: dict[str, Any], h: int, w: int, ctx: _Context, where: str, ite
                 if _outside(xs, ys, h, w):
                     warn(f"keypoints lie outside the {w}x{h} image")
                 else:
-                    out.append(_obj(cat.titles["graph"], list(tags), {"nodes": nodes}, "graph"))
+                    out.append(_obj(cat.title, list(tags), {"nodes": nodes}, "graph"))
     elif kind is None:
         problem("has no segmentation, bbox or keypoints")
-    if len(out) > 1:
-        key = uuid.uuid5(_INSTANCE_NS, f"{key_source}:{aid}").hex
+    # The objects of one annotation share an `instance` key that keeps its id: the coco/ view writes them
+    # as one annotation again, with that id.
+    instance = instance_key(aid)
+    if instance is None and len(out) > 1:
+        instance = uuid.uuid5(_INSTANCE_NS, f"{key_source}:{aid}").hex
+    if instance is not None:
         for obj in out:
-            obj["instance"] = key
+            obj["instance"] = instance
     return out
 
 
@@ -849,6 +911,17 @@ class _Resolver:
         return None, f"image file not found (looked at {looked} ... and for any file named {base!r})"
 
 
+def _image_facts(cf: _File, row: int, fd: int) -> dict[str, Any]:
+    """What the image's meta keeps of its entry: its id and the keys slyfs has no field for (`license`,
+    `coco_url`, `date_captured`, ...), read again from the file (the index keeps only a few keys)."""
+    facts: dict[str, Any] = {"id": cf.images[row]["id"]}
+    if cf.image_extras:
+        start, length = (int(v) for v in cf.image_spans[row])
+        entry = json.loads(os.pread(fd, length, start))
+        facts.update((k, v) for k, v in entry.items() if k not in _NOT_KEPT)
+    return facts
+
+
 def _items(ds: _Dataset, ctx: _Context, resolver: _Resolver | None, folder: Path,
            root: Path) -> Iterator[ImportedImage]:
     fds = [os.open(cf.path, os.O_RDONLY) for cf in ds.files]
@@ -860,7 +933,7 @@ def _items(ds: _Dataset, ctx: _Context, resolver: _Resolver | None, folder: Path
             cf = ds.files[fi]
             im = cf.images[row]
             h, w = im["height"], im["width"]
-            item = ImportedImage(name=entry.name, origin=cf.rel)
+            item = ImportedImage(name=entry.name, origin=cf.rel, meta={CUSTOM_KEY: _image_facts(cf, row, fds[fi])})
             if resolver is not None:
                 path, why = resolver.find(entry.file_name, bases[fi], hint)
                 if path is None:
@@ -942,7 +1015,7 @@ def convert(folder: Path, *, check_images: bool = True) -> ImportedProject:
         raise ImportFailed([Problem("", "no COCO instances or keypoints file found")])
     cats = _merge_categories(files, problems)
     crowd = any(cf.crowd for cf in files)
-    meta, tag_types = _meta(cats, attributes, crowd, problems, files[0].rel if files else "")
+    meta, tag_types, booleans = _meta(cats, attributes, crowd, problems, files[0].rel if files else "")
     groups: dict[str, _Dataset] = {}
     for cf in files:
         groups.setdefault(cf.dataset, _Dataset(cf.dataset, [])).files.append(cf)
@@ -958,4 +1031,54 @@ def convert(folder: Path, *, check_images: bool = True) -> ImportedProject:
             return _items(ds, ctx, resolver, folder, root)
 
         datasets.append(ImportedDataset((ds.name,), items, len(ds.entries)))
-    return ImportedProject(FORMAT, meta, datasets, warnings=warnings, problems=problems.result())
+    stored = _stored(groups, cats, booleans)
+    return ImportedProject(FORMAT, meta, datasets, warnings=warnings, problems=problems.result(),
+                           custom_data={CUSTOM_KEY: stored.to_json()})
+
+
+def _task(cf: _File) -> str:
+    """What the file is (its name's prefix, which the coco/ view writes again): instances for names
+    without one (`_annotations.coco.json`)."""
+    stem = cf.path.name[:-5] if cf.path.name.lower().endswith(".json") else cf.path.stem
+    for prefix in TASK_PREFIXES:
+        if stem.startswith(prefix) and len(stem) > len(prefix):
+            return prefix[:-1]
+    return "instances"
+
+
+def _file_layout(cf: _File, cats: dict[Any, _Category]) -> FileLayout:
+    """Which categories, annotations and keypoint fields the file held, and its `info` and `licenses`."""
+    listed = [c.get("id") for c in cf.categories if type(c.get("id")) in (int, str)]
+    if cf.count and not cf.without_region and cf.without_keypoints:
+        which = ANNOTATIONS_REGIONS
+    elif cf.count and not cf.without_keypoints and cf.without_region:
+        which = ANNOTATIONS_KEYPOINTS
+    else:
+        which = ANNOTATIONS_ALL
+    info, licenses = cf.others.get("info"), cf.others.get("licenses")
+    return FileLayout(
+        task=_task(cf),
+        categories=None if set(listed) >= set(cats) else tuple(dict.fromkeys(listed)),
+        keypoints=any(isinstance(c.get("keypoints"), list) for c in cf.categories),
+        annotations=which,
+        info=info if isinstance(info, dict) else None,
+        licenses=licenses if isinstance(licenses, list) else None,
+    )
+
+
+def _stored(groups: dict[str, _Dataset], cats: dict[Any, _Category], booleans: frozenset[str]) -> Stored:
+    """What the project's custom data keeps (`layout.Stored`)."""
+    files = [cf for ds in groups.values() for cf in ds.files]
+    forms = [form for cf in files for form in cf.box_only_forms]
+    first = files[0] if files else None
+    info = first.others.get("info") if first is not None else None
+    licenses = first.others.get("licenses") if first is not None else None
+    return Stored(
+        datasets={name: tuple(_file_layout(cf, cats) for cf in ds.files) for name, ds in groups.items()},
+        info=info if isinstance(info, dict) else None,
+        licenses=licenses if isinstance(licenses, list) else None,
+        box_only=frozenset(cid for cf in files for cid in cf.box_only if cid in cats),
+        box_only_segmentation=forms[0] if forms else "empty",
+        crowd_tag=CROWD_TAG,
+        bool_attributes=booleans,
+    )

@@ -2,17 +2,24 @@
 
     coco/<dataset>/<image>                           the platform's image bytes
     coco/annotations/instances_<dataset>.json        every area object of the dataset
-    coco/annotations/person_keypoints_<dataset>.json graph objects (only if the project has graph classes)
+    coco/annotations/person_keypoints_<dataset>.json graph objects (only if the project has keypoint classes)
+
+A project imported from COCO is written back as it came (docs/formats/coco.md): its category ids,
+supercategories, image ids and entries, annotation ids, `iscrowd`, bbox-only boxes, `info`, `licenses`
+and files, from what the import kept (`layout.py`: class descriptions, image meta, the objects'
+`instance` keys, the project's custom data). What follows is what every project gets; the import's
+facts replace the defaults named here.
 
 Nested datasets are flattened: `train` > `night` is `train__night` (folder and file names agree);
 names that clash get `~2`, ... in dataset id order, and a dataset named `annotations` is
 `annotations~2` (the same flat names in coco/, yolo/, voc/ and preview/).
 
 What the files promise (and the official SDK's `to_coco` does not):
-- `categories`: every class of the meta, in meta order, ids 1..N; both files share the list.
+- `categories`: every class of the meta, in meta order, ids 1..N (a class storing a COCO id keeps it;
+  one without, in a project with stored ids, takes the next after the highest); both files share the list.
 - `images[].id` is the platform image id; `annotations[].id` the platform object id where the
   object has one (unique in the file), else `2**48 + (image_id << 16) + index` (stable while the
-  annotation is unchanged).
+  annotation is unchanged). `images[].sly_id` is always the platform image id.
 - Every area object (rectangle, polygon, multipolygon, bitmap, alpha mask, oriented box) with at
   least one pixel inside the image is one annotation whose `bbox` [x, y, w, h] is the tight box of
   its raster (w = right - left + 1) and whose `area` is the raster's pixel count.
@@ -48,6 +55,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -55,6 +63,18 @@ import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from slyfs.formats.coco.layout import (
+    ANNOTATIONS_KEYPOINTS,
+    ANNOTATIONS_REGIONS,
+    CUSTOM_KEY,
+    DEFAULT_FILES,
+    KEYPOINTS_FILE,
+    FileLayout,
+    Stored,
+    annotation_id,
+    coco_category,
+    image_record,
+)
 from slyfs.formats.project import (
     ann_mtime_of,
     ann_version,
@@ -64,10 +84,10 @@ from slyfs.formats.project import (
     parse_annotation,
     project_inputs,
 )
-from slyfs.model.annotation import AnnObject, Annotation
+from slyfs.model.annotation import AnnObject, Annotation, Tag
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
 from slyfs.model.geometry import Bitmap, Graph, MultiPolygon, OrientedBBox, Polygon, Rectangle
-from slyfs.model.meta import ProjectMeta
+from slyfs.model.meta import ObjClass, ProjectMeta
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import ImageFile
 from slyfs.vfs.nodes import IndexedDir, Node
@@ -82,23 +102,90 @@ LICENSE = {"id": 1, "name": "unknown (see the platform project)", "url": ""}
 # ---- pure functions: platform data -> COCO ----------------------------------------------------------
 
 
-def categories(meta: ProjectMeta, keypoints: bool = False) -> list[dict[str, Any]]:
-    """One category per class, meta order, ids 1..N; graph classes carry keypoints and skeleton
-    in the keypoints file."""
-    out = []
-    for i, c in enumerate(meta.classes, start=1):
-        cat: dict[str, Any] = {"id": i, "name": c.title, "supercategory": c.title}
-        if keypoints and c.shape == "graph":
-            keys, labels = _template(c.geometry_config or {})
+@dataclass(frozen=True)
+class CocoCategory:
+    """One category of the files: its id, name, supercategory (None: the source had no such key) and,
+    for a keypoint category, its keypoint names and skeleton (1-based pairs)."""
+
+    id: Any
+    name: str
+    supercategory: str | None
+    keypoints: tuple[str, ...] | None = None
+    skeleton: tuple[tuple[int, int], ...] = ()
+
+    def to_json(self, keypoint_fields: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name}
+        if self.supercategory is not None:
+            out["supercategory"] = self.supercategory
+        if keypoint_fields and self.keypoints is not None:
+            out["keypoints"] = list(self.keypoints)
+            out["skeleton"] = [list(pair) for pair in self.skeleton]
+        return out
+
+
+@dataclass(frozen=True)
+class CocoPlan:
+    """How a project's classes and stored COCO facts become COCO, shared by every file of the project
+    (small: one entry per class)."""
+
+    categories: tuple[CocoCategory, ...]
+    category_of: Mapping[str, Any]  # class title -> category id
+    templates: Mapping[str, list[str]]  # class title -> its keypoint node keys, for classes with a template
+    stored: Stored | None  # the project's custom data under `coco`: None if not imported from COCO
+
+    @property
+    def has_keypoints(self) -> bool:
+        return any(c.keypoints is not None for c in self.categories)
+
+
+def keypoint_template(cls: ObjClass) -> dict[str, Any] | None:
+    """The keypoint template of a class: a graph class's, or that of an `any` class holding a COCO
+    category's keypoints beside its other shapes; None for other classes."""
+    config = cls.geometry_config or {}
+    if cls.shape == "graph" or (cls.shape == "any" and isinstance(config.get("nodes"), dict) and config["nodes"]):
+        return config
+    return None
+
+
+def coco_plan(meta: ProjectMeta, custom_data: Mapping[str, Any] | None = None) -> CocoPlan:
+    """Categories in meta order: a class keeps the category id its description stores (from a COCO
+    import), else takes the next id after the highest stored one (1..N in a project with none); classes
+    storing the same id are one category, named after the first. Supercategory: the stored one, else
+    the class title."""
+    stored_ids = [coco_category(c.description) for c in meta.classes]
+    next_id = max((s[0] for s in stored_ids if s is not None), default=0) + 1
+    cats: dict[Any, CocoCategory] = {}
+    category_of: dict[str, Any] = {}
+    templates: dict[str, list[str]] = {}
+    for cls, found in zip(meta.classes, stored_ids, strict=True):
+        if found is not None:
+            cid, supercategory = found
+        else:
+            cid, supercategory = next_id, cls.title
+            next_id += 1
+        category_of[cls.title] = cid
+        config = keypoint_template(cls)
+        labels: tuple[str, ...] | None = None
+        skeleton: tuple[tuple[int, int], ...] = ()
+        if config is not None:
+            keys, names = _template(config)
+            templates[cls.title] = keys
             index = {k: n for n, k in enumerate(keys, start=1)}
-            cat["keypoints"] = labels
-            cat["skeleton"] = [
-                [index[e["src"]], index[e["dst"]]]
-                for e in (c.geometry_config or {}).get("edges") or ()
-                if isinstance(e, dict) and e.get("src") in index and e.get("dst") in index
-            ]
-        out.append(cat)
-    return out
+            labels = tuple(names)
+            skeleton = tuple((index[e["src"]], index[e["dst"]]) for e in config.get("edges") or ()
+                             if isinstance(e, dict) and e.get("src") in index and e.get("dst") in index)
+        have = cats.get(cid)
+        if have is None:
+            cats[cid] = CocoCategory(cid, cls.title, supercategory, labels, skeleton)
+        elif have.keypoints is None and labels is not None:
+            cats[cid] = CocoCategory(cid, have.name, have.supercategory, labels, skeleton)
+    return CocoPlan(tuple(cats.values()), category_of, templates, Stored.from_custom_data(custom_data))
+
+
+def categories(meta: ProjectMeta, keypoints: bool = False) -> list[dict[str, Any]]:
+    """The `categories` of a project's files: one per class (or per stored COCO category), meta order;
+    keypoint categories carry `keypoints` and `skeleton` in the keypoints file."""
+    return [c.to_json(keypoints) for c in coco_plan(meta).categories]
 
 
 def _template(config: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -397,6 +484,62 @@ def object_instance(obj: AnnObject, height: int, width: int, batch: OutlineBatch
     return fields
 
 
+def _area_window(geom: Any, height: int, width: int) -> tuple[np.ndarray, int, int] | None:
+    """The tight raster crop of an area geometry in the image and its (top, left); None if no pixel."""
+    crop, top, left = bitmap_window(geom, height, width) if type(geom) is Bitmap else geom.raster_window(height, width)
+    tight = _tight(crop)
+    if tight is None:
+        return None
+    t0, l0, b0, r0 = tight
+    return crop[t0 : b0 + 1, l0 : r0 + 1], top + t0, left + l0
+
+
+def group_instance(objs: Sequence[AnnObject], height: int, width: int, batch: OutlineBatch | None = None,
+                   into: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """`object_instance` of the union of several area objects (one COCO annotation that was several
+    objects: the rings of one polygon list): a traced outline when every part is a shape without holes
+    and the union has none, else RLE."""
+    if len(objs) == 1:
+        return object_instance(objs[0], height, width, batch, into)
+    windows = [w for o in objs if o.geometry.is_area and (w := _area_window(o.geometry, height, width))]
+    if not windows:
+        return None
+    top = min(t for _, t, _ in windows)
+    left = min(lf for _, _, lf in windows)
+    bottom = max(t + c.shape[0] for c, t, _ in windows)
+    right = max(lf + c.shape[1] for c, _, lf in windows)
+    canvas = np.zeros((bottom - top, right - left), dtype=bool)
+    for crop, t, lf in windows:
+        canvas[t - top : t - top + crop.shape[0], lf - left : lf - left + crop.shape[1]] |= crop
+    area = int(np.count_nonzero(canvas))
+    fields: dict[str, Any] = {} if into is None else into
+    fields.update(segmentation=None, area=area, bbox=[left, top, right - left, bottom - top])
+    if all(isinstance(o.geometry, Rectangle | Polygon | MultiPolygon | OrientedBBox) and not _has_holes(o.geometry)
+           for o in objs if o.geometry.is_area):
+        own = batch or OutlineBatch()
+        own.add(fields, canvas, top, left, area, height, width)
+        if batch is None:
+            own.flush()
+    else:
+        fields["segmentation"] = rle(canvas, top, left, height, width)
+    return fields
+
+
+def box_only(obj: AnnObject, height: int, width: int, segmentation: str,
+             into: dict[str, Any]) -> dict[str, Any] | None:
+    """A rectangle as the bbox-only annotation it was imported from: `bbox` and `area`, and `segmentation`
+    `[]` (or no such key: `segmentation="absent"`), as the source had it."""
+    box = obj.geometry.bbox(height, width)
+    if box is None:
+        return None
+    t, lf, b, r = box
+    w, h = r - lf + 1, b - t + 1
+    if segmentation != "absent":
+        into["segmentation"] = []
+    into.update(area=w * h, bbox=[lf, t, w, h])
+    return into
+
+
 def object_keypoints(
     obj: AnnObject, keys: list[str], height: int, width: int
 ) -> dict[str, Any] | None:
@@ -432,14 +575,80 @@ def object_keypoints(
     }
 
 
-def _object_id(obj: AnnObject, image_id: int, index: int, used: set[int]) -> int:
+def _object_id(obj: AnnObject, image_id: int, index: int, used: set[Any]) -> int:
     oid = obj.get("id")
     if type(oid) is not int or oid <= 0 or oid in used:
-        oid = SYNTHETIC_ID_BASE + (image_id << 16) + index
-        while oid in used:
-            oid += 1
+        oid = _synthetic_id(image_id, index, used)
     used.add(oid)
     return oid
+
+
+def _synthetic_id(image_id: int, index: int, used: set[Any]) -> int:
+    oid = SYNTHETIC_ID_BASE + (image_id << 16) + index
+    while oid in used:
+        oid += 1
+    return oid
+
+
+def _groups(objects: Sequence[AnnObject], grouped: bool) -> Iterator[tuple[int, list[AnnObject]]]:
+    """(index of the first object, objects) of each annotation to write: every object alone, or
+    (`grouped`, a project imported from COCO) the objects of one class sharing an `instance` key
+    together, at the place of the first of them."""
+    if not grouped:
+        for index, obj in enumerate(objects):
+            yield index, [obj]
+        return
+    groups: dict[Hashable, tuple[int, list[AnnObject]]] = {}
+    for index, obj in enumerate(objects):
+        instance = obj.get("instance")
+        key: Hashable = (obj.class_title, instance) if isinstance(instance, str) and instance else index
+        if key in groups:
+            groups[key][1].append(obj)
+        else:
+            groups[key] = (index, [obj])
+    yield from groups.values()
+
+
+def _attributes(tags: Sequence[Tag], stored: Stored | None) -> dict[str, Any]:
+    """Tags as `attributes`; in a project imported from COCO without the crowd tag (that is `iscrowd`),
+    and with the tags that were boolean attributes as booleans again."""
+    if stored is None:
+        return attributes(tuple(tags))
+    out = attributes(tuple(t for t in tags if t.name != stored.crowd_tag))
+    for name in stored.bool_attributes & out.keys():
+        value = out[name]
+        out[name] = [v == "true" if v in ("true", "false") else v for v in value] if isinstance(value, list) \
+            else value == "true" if value in ("true", "false") else value
+    return out
+
+
+class _ImageIds:
+    """The `images[].id` of a project imported from COCO: the id its meta stores, else (an image added
+    on the platform, or a stored id taken by an earlier image) the next id after the highest stored one
+    of the dataset; and the other keys the image entry had."""
+
+    def __init__(self, images: Sequence[ImageInfo]) -> None:
+        top = 0
+        for image in images:
+            record = image_record(image.meta)
+            value = record.get("id") if record else None
+            if type(value) is int and value > top:
+                top = value
+        self.next = top + 1
+        self.used: set[Any] = set()
+
+    def of(self, image: ImageInfo) -> tuple[Any, dict[str, Any] | None]:
+        record = image_record(image.meta)
+        value = record.get("id") if record else None
+        if type(value) not in (int, str) or value in self.used:
+            value = self.next
+            self.next += 1
+        self.used.add(value)
+        extras = {k: v for k, v in record.items() if k not in _OWN_IMAGE_KEYS} if record else None
+        return value, extras
+
+
+_OWN_IMAGE_KEYS = frozenset({"id", "file_name", "width", "height", "sly_id", "attributes"})
 
 
 EMIT_RECORDS = 1000  # annotations a streamed rendering holds before writing them out
@@ -477,6 +686,10 @@ def _info(description: str, latest: str) -> dict[str, Any]:
     }
 
 
+def _layout(layout: FileLayout | None, keypoints: bool) -> FileLayout:
+    return layout if layout is not None else KEYPOINTS_FILE if keypoints else DEFAULT_FILES[0]
+
+
 def coco_items(
     meta: ProjectMeta,
     images: Sequence[ImageInfo],
@@ -484,14 +697,22 @@ def coco_items(
     anns: Mapping[int, AnnotationInfo],
     *,
     keypoints: bool = False,
+    plan: CocoPlan | None = None,
+    layout: FileLayout | None = None,
 ) -> Iterator[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
-    """The `images` entries and `annotations` records of one dataset, in file order, as they are
-    made: pairs of (image entry or None, finished annotation records). Records come in batches
+    """The `images` entries and `annotations` records of one file of a dataset, in file order, as they
+    are made: pairs of (image entry or None, finished annotation records). Records come in batches
     (outline segmentations are traced for many objects at once), so what is held at any time is
-    bounded by EMIT_RECORDS / EMIT_POINTS, not by the dataset."""
-    cat_id = {c.title: i for i, c in enumerate(meta.classes, start=1)}
-    templates = {c.title: _template(c.geometry_config or {})[0] for c in meta.classes if c.shape == "graph"}
-    used: set[int] = set()
+    bounded by EMIT_RECORDS / EMIT_POINTS, not by the dataset.
+
+    `layout` says which file (default: instances, or person_keypoints with `keypoints=True`); `plan`
+    the categories and the COCO facts stored on import (default: from the meta alone)."""
+    plan = plan if plan is not None else coco_plan(meta)
+    layout = _layout(layout, keypoints)
+    stored = plan.stored
+    in_file = set(layout.categories) if layout.categories is not None else None
+    image_ids = _ImageIds(images) if stored is not None else None
+    used: set[Any] = set()
     batch = OutlineBatch()
     records: list[dict[str, Any]] = []
     flushes = 0
@@ -500,33 +721,20 @@ def coco_items(
         dims = frame_size(image, info)
         height, width = dims if dims else (0, 0)
         ann: Annotation | None = parse_annotation(info, meta, image)
-        entry: dict[str, Any] = {
-            "id": image.id,
-            "file_name": name,
-            "width": width,
-            "height": height,
-            "license": LICENSE["id"],
-            "date_captured": image.created_at or "",
-            "sly_id": image.id,
-        }
+        image_id, extras = image_ids.of(image) if image_ids is not None else (image.id, None)
+        entry: dict[str, Any] = {"id": image_id, "file_name": name, "width": width, "height": height}
+        if extras is None:
+            entry.update(license=LICENSE["id"], date_captured=image.created_at or "")
+        else:
+            entry.update(extras)
+        entry["sly_id"] = image.id
         if ann is not None and ann.tags:
-            entry["attributes"] = attributes(ann.tags)
+            entry["attributes"] = _attributes(ann.tags, stored)
         if ann is not None and dims:
-            for index, obj in enumerate(ann.objects):
-                record: dict[str, Any] = {"id": 0, "image_id": image.id, "category_id": cat_id[obj.class_title]}
-                if keypoints:
-                    keys = templates.get(obj.class_title)
-                    fields = object_keypoints(obj, keys, height, width) if keys is not None else None
-                    if fields is not None:
-                        record.update(fields)
-                else:
-                    fields = object_instance(obj, height, width, batch, into=record)
-                if fields is None:
-                    continue
-                record["id"] = _object_id(obj, image.id, index, used)
-                record["iscrowd"] = 0
-                record["attributes"] = attributes(obj.tags)
-                records.append(record)
+            for index, group in _groups(ann.objects, stored is not None):
+                record = _record(group, index, image, image_id, height, width, plan, layout, in_file, batch, used)
+                if record is not None:
+                    records.append(record)
         # Records wait for the batch's flush (their segmentation); once flushed, they go out.
         if batch.flushes != flushes or len(records) >= EMIT_RECORDS or batch.points >= EMIT_POINTS:
             batch.flush()
@@ -540,6 +748,61 @@ def coco_items(
         yield None, records
 
 
+def _record(group: list[AnnObject], index: int, image: ImageInfo, image_id: Any, height: int, width: int,
+            plan: CocoPlan, layout: FileLayout, in_file: set[Any] | None, batch: OutlineBatch,
+            used: set[Any]) -> dict[str, Any] | None:
+    """The annotation record of one object (or group of objects) in this file, None if it has no place
+    there: no form in COCO, another file's category, or not what the file holds."""
+    first = group[0]
+    cid = plan.category_of[first.class_title]
+    if in_file is not None and cid not in in_file:
+        return None
+    stored = plan.stored
+    record: dict[str, Any] = {"id": 0, "image_id": image_id, "category_id": cid}
+    keys = plan.templates.get(first.class_title) if layout.keypoints else None
+    points = None
+    if keys is not None:
+        graph = next((o for o in group if isinstance(o.geometry, Graph)), None)
+        points = object_keypoints(graph, keys, height, width) if graph is not None else None
+    if layout.annotations == ANNOTATIONS_KEYPOINTS and points is None:
+        return None
+    regions = [o for o in group if o.geometry.is_area]
+    if layout.annotations == ANNOTATIONS_REGIONS and not regions:
+        return None
+    if keys is not None:
+        if points is None:
+            record.update(keypoints=[0] * (3 * len(keys)), num_keypoints=0)
+        else:
+            record.update(keypoints=points["keypoints"], num_keypoints=points["num_keypoints"])
+    fields = None
+    if regions:
+        if (stored is not None and len(regions) == 1 and isinstance(regions[0].geometry, Rectangle)
+                and cid in stored.box_only):
+            fields = box_only(regions[0], height, width, stored.box_only_segmentation, record)
+        else:
+            fields = group_instance(regions, height, width, batch, into=record)
+    if fields is None:
+        if points is None or layout.annotations == ANNOTATIONS_REGIONS:
+            return None
+        record.update(segmentation=points["segmentation"], area=points["area"], bbox=points["bbox"])
+    if stored is None:
+        record["id"] = _object_id(first, image.id, index, used)
+        record["iscrowd"] = 0
+        record["attributes"] = attributes(first.tags)
+        return record
+    stored_id = annotation_id(first.get("instance"))
+    if stored_id is None or stored_id in used:
+        stored_id = _synthetic_id(image.id, index, used)
+    record["id"] = stored_id
+    used.add(stored_id)
+    seen: set[tuple[str, str]] = set()
+    tags = [t for o in group for t in o.tags
+            if (k := (t.name, repr(t.value))) not in seen and not seen.add(k)]  # type: ignore[func-returns-value]
+    record["iscrowd"] = int(any(t.name == stored.crowd_tag for t in tags))
+    record["attributes"] = _attributes(tags, stored)
+    return record
+
+
 def coco_dataset(
     meta: ProjectMeta,
     images: Sequence[ImageInfo],
@@ -548,22 +811,34 @@ def coco_dataset(
     *,
     description: str,
     keypoints: bool = False,
+    plan: CocoPlan | None = None,
+    layout: FileLayout | None = None,
+    info: dict[str, Any] | None = None,
+    licenses: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """The COCO dict of one dataset: instances, or (`keypoints=True`) person_keypoints. (In memory:
-    for tests and small datasets; the view streams the same content with `coco_chunks`.)"""
+    """The COCO dict of one file of a dataset: instances, or (`keypoints=True`) person_keypoints, or
+    the file `layout` describes. (In memory: for tests and small datasets; the view streams the same
+    content with `coco_chunks`.)"""
+    plan = plan if plan is not None else coco_plan(meta)
+    layout = _layout(layout, keypoints)
     out_images: list[dict[str, Any]] = []
     out_anns: list[dict[str, Any]] = []
-    for entry, records in coco_items(meta, images, names, anns, keypoints=keypoints):
+    for entry, records in coco_items(meta, images, names, anns, plan=plan, layout=layout):
         if entry is not None:
             out_images.append(entry)
         out_anns += records
     return {
-        "info": _info(description, _latest(images, ann_versions(anns))),
-        "licenses": [LICENSE],
+        "info": info if info is not None else _info(description, _latest(images, ann_versions(anns))),
+        "licenses": licenses if licenses is not None else [LICENSE],
         "images": out_images,
         "annotations": out_anns,
-        "categories": categories(meta, keypoints),
+        "categories": _categories(plan, layout),
     }
+
+
+def _categories(plan: CocoPlan, layout: FileLayout) -> list[dict[str, Any]]:
+    wanted = set(layout.categories) if layout.categories is not None else None
+    return [c.to_json(layout.keypoints) for c in plan.categories if wanted is None or c.id in wanted]
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
@@ -582,6 +857,10 @@ def coco_chunks(
     description: str,
     scratch: Callable[[], IO[bytes]],
     keypoints: bool = False,
+    plan: CocoPlan | None = None,
+    layout: FileLayout | None = None,
+    info: dict[str, Any] | None = None,
+    licenses: list[Any] | None = None,
     chunk: int = 1 << 20,
 ) -> Iterator[bytes]:
     """The bytes of `coco_json(coco_dataset(...))`, as chunks of about `chunk` bytes, made in one
@@ -589,12 +868,15 @@ def coco_chunks(
 
     The file lists `images` before `annotations`, but both come from one walk over the images, so
     the annotations go to a `scratch()` file meanwhile and are copied after the images."""
-    head = {"info": _info(description, _latest(images, ann_versions(anns))), "licenses": [LICENSE]}
+    plan = plan if plan is not None else coco_plan(meta)
+    layout = _layout(layout, keypoints)
+    head = {"info": info if info is not None else _info(description, _latest(images, ann_versions(anns))),
+            "licenses": licenses if licenses is not None else [LICENSE]}
     with scratch() as side:
         pending: list[str] = [_ENCODER.encode(head)[:-1], ',"images":[']
         size = 0
         first_image = first_record = True
-        for entry, records in coco_items(meta, images, names, anns, keypoints=keypoints):
+        for entry, records in coco_items(meta, images, names, anns, plan=plan, layout=layout):
             if entry is not None:
                 text = _ENCODER.encode(entry)
                 pending.append(text if first_image else "," + text)
@@ -612,16 +894,30 @@ def coco_chunks(
         side.seek(0)
         while block := side.read(chunk):
             yield block
-    yield ('],"categories":' + _ENCODER.encode(categories(meta, keypoints)) + "}").encode()
+    yield ('],"categories":' + _ENCODER.encode(_categories(plan, layout)) + "}").encode()
 
 
 def dataset_fingerprint(images: Sequence[ImageInfo], names: list[str], versions: Mapping[int, Any]) -> str:
-    """A short hash of everything per image the COCO bytes depend on (`versions`: `ann_versions`)."""
+    """A short hash of everything per image the COCO bytes depend on (`versions`: `ann_versions`),
+    the COCO facts an import stored in the image's meta included."""
     h = hashlib.sha1()
     for image, name in zip(images, names, strict=True):
         h.update(repr((image.id, name, image.width, image.height, image.created_at, image.updated_at,
-                       versions.get(image.id))).encode())
+                       versions.get(image.id), image_record(image.meta))).encode())
     return h.hexdigest()
+
+
+def dataset_files(plan: CocoPlan, ds: Dataset, flat: str) -> list[FileLayout]:
+    """The annotation files of a dataset: as its COCO source had them (the import's record, by the
+    dataset's name), else instances_<ds>.json and, if the project has keypoint classes,
+    person_keypoints_<ds>.json. One file per task."""
+    stored = plan.stored
+    record = stored.datasets.get(ds.name if ds.parent_id is None else flat) if stored is not None else None
+    files = record or (*DEFAULT_FILES, *((KEYPOINTS_FILE,) if plan.has_keypoints else ()))
+    out: dict[str, FileLayout] = {}
+    for f in files:
+        out.setdefault(f.task, f)
+    return list(out.values())
 
 
 # ---- nodes -----------------------------------------------------------------------------------------
@@ -648,7 +944,11 @@ class CocoAnnotationsDir(IndexedDir):
     def build(self) -> list[Node]:
         inputs = project_inputs(self.ctx, self.project)
         p = self.ctx.platform
-        with_keypoints = bool(inputs.graph_classes)
+        custom = inputs.project.custom_data
+        plan = coco_plan(inputs.meta, custom)
+        # The stored facts shape the bytes: they are part of every file's version key.
+        stored_key = hashlib.sha1(json.dumps(custom.get(CUSTOM_KEY), sort_keys=True).encode()).hexdigest()[:16] \
+            if plan.stored is not None else None
         spill = spill_store(self.ctx)
         nodes: list[Node] = []
         for ds in inputs.datasets:
@@ -661,23 +961,27 @@ class CocoAnnotationsDir(IndexedDir):
             fingerprint = dataset_fingerprint(images, names, versions)
             del versions
             description = f"{self.project.name} / {flat}"
-            kinds = [("instances", False)] + ([("person_keypoints", True)] if with_keypoints else [])
-            for kind, keypoints in kinds:
-                key: Hashable = ("coco", kind, ds.id, description, inputs.meta_hash, fingerprint)
+            for layout in dataset_files(plan, ds, flat):
+                stored = plan.stored
+                info = layout.info
+                licenses = layout.licenses or (stored.licenses if stored is not None else None)
+                key: Hashable = ("coco", layout.task, ds.id, description, inputs.meta_hash, stored_key, fingerprint)
 
                 def render(images: Sequence[ImageInfo] = images, names: list[str] = names,
-                           anns: Mapping[int, AnnotationInfo] = anns, keypoints: bool = keypoints,
-                           description: str = description, kind: str = kind) -> Iterator[bytes]:
+                           anns: Mapping[int, AnnotationInfo] = anns, layout: FileLayout = layout,
+                           description: str = description, info: dict[str, Any] | None = info,
+                           licenses: list[Any] | None = licenses) -> Iterator[bytes]:
                     started = time.perf_counter()
                     size = 0
                     for chunk in coco_chunks(inputs.meta, images, names, anns, description=description,
-                                             keypoints=keypoints, scratch=spill.scratch):
+                                             plan=plan, layout=layout, info=info, licenses=licenses,
+                                             scratch=spill.scratch):
                         size += len(chunk)
                         yield chunk
-                    log.debug("rendered %s_%s.json (%d images, %d bytes) in %.2f s", kind, description,
+                    log.debug("rendered %s_%s.json (%d images, %d bytes) in %.2f s", layout.task, description,
                               len(images), size, time.perf_counter() - started)
 
-                nodes.append(StreamedFile(f"{kind}_{flat}.json", mtime, key, render, self.ctx))
+                nodes.append(StreamedFile(f"{layout.task}_{flat}.json", mtime, key, render, self.ctx))
         return nodes
 
 
