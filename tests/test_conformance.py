@@ -206,10 +206,11 @@ def pose_object(meta: ProjectMeta, o: AnnObject, h: int, w: int) -> list[Any]:
     return [inside_nodes(meta, o, h, w, by_position=True)] if isinstance(o.geometry, Graph) else []
 
 
-# voc: every class with its labelmap colour; per class the number of objects with a pixel in the image (XML
-# objects and SegmentationObject instances; points are only in the latter) and the class's pixels in
-# SegmentationClass, where objects are painted largest first, lines & co. THICKNESS wide: what is visible of
-# the class. The XML boxes are not compared: one Supervisely object holds either its box or its mask.
+# voc: every class with its labelmap colour; per class the number of objects with a pixel in the image
+# (XML objects and SegmentationObject instances, object k of the XML being instance k, points included)
+# and the class's pixels in SegmentationClass, where objects are painted largest first, lines & co.
+# THICKNESS wide: what is visible of the class. The XML boxes are not compared: one Supervisely object
+# holds either its box or its mask.
 def voc_objects(meta: ProjectMeta, ann: Annotation, h: int, w: int, imported: bool) -> dict[str, Any]:
     drawn = [(o, m) for o in ann.objects if (m := raster(o.geometry, h, w, THICKNESS)).any() or imported]
     pixels: dict[str, np.ndarray] = {}
@@ -309,11 +310,7 @@ CARRIES: dict[str, Spec] = {
                 "yolo/segment moves vertices outside the image onto its border instead of clipping the polygon, "
                 "so an object reaching outside loses pixels inside (plate in train__night/img_3.jpeg: 219 of 222)",
         known=lambda m, source: (m.copy == "pose" and bbox_doubles(m, source)) or clamped_outside(m, source)),
-    "voc": Spec(
-        (Copy("", class_colors, voc_objects),),
-        issue12="issue 12: VOC re-imported doubles objects: each XML box becomes a `<class>_bbox` rectangle "
-                "beside the bitmap from SegmentationObject",
-        known=bbox_doubles),
+    "voc": Spec((Copy("", class_colors, voc_objects),)),
 }
 
 

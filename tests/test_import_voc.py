@@ -19,7 +19,7 @@ from slyfs.formats.voc import importer as voc
 from slyfs.imports.detect import convert_folder, detect_format
 from slyfs.imports.upload import dataset_paths, upload_project
 from slyfs.imports.validate import validate_project
-from slyfs.model import Annotation, Bitmap, Point, ProjectMeta, Rectangle
+from slyfs.model import Annotation, Bitmap, ProjectMeta, Rectangle, decode_bitmap
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
 from tests.test_views_common import SDK_PROJECT, project_view, read_all, walk
@@ -89,39 +89,26 @@ def union(objects: list[Any], h: int, w: int) -> np.ndarray:
 
 
 def check_voc_round_trip(store: LocalStore, source: int, back: int) -> int:
-    """Boxes, class masks, colours and instance pairing of `back` (imported from source's voc/ view) equal
-    the source's within what VOC holds; the number of boxes and masks compared."""
-    from slyfs.formats.voc.view import segmentation_class
-
+    """`back`, imported from source's voc/ view, is the same project as far as VOC carries it: the source's
+    classes (names, colours and order; no `<class>_bbox`), one object per object of the XML (every object
+    with a pixel in the image), and a voc/ view of the very same files and bytes. Returns the number of
+    files compared."""
     src_meta, src = stored(store, source)
     back_meta, got = stored(store, back)
-    # Classes: every source class has a mask class of its name; boxes go to <name>_bbox.
-    titles = {c.title: c for c in back_meta.classes}
-    for c in src_meta.classes:
-        assert titles[c.title].shape == "bitmap" and titles[c.title].color == c.color
-    checked_boxes = checked_masks = 0
+    assert [(c.title, c.color) for c in back_meta.classes] == [(c.title, c.color) for c in src_meta.classes]
     for path, anns in src.items():
         theirs = got[(flat(path),)]
-        assert set(theirs) == set(anns)
+        assert len(theirs) == len(anns)
         for name, a in anns.items():
-            b = theirs[name]
+            b = theirs[name if name in theirs else f"{flat(path)}__{name}"]  # voc/: `<dataset>__<stem>` on a clash
             h, w = a.height, a.width
             assert (b.height, b.width) == (h, w)
-            want_boxes = sorted((o.class_title, o.geometry.bbox(h, w)) for o in a.objects
-                                if not isinstance(o.geometry, Point) and o.geometry.bbox(h, w))
-            got_boxes = sorted((o.class_title.removesuffix("_bbox"), o.geometry.bbox(h, w)) for o in b.objects
-                               if isinstance(o.geometry, Rectangle))
-            assert got_boxes == want_boxes, name
-            checked_boxes += len(got_boxes)
-            seg = segmentation_class(a, src_meta, h, w)
-            for i, c in enumerate(src_meta.classes, start=1):
-                mine = [o for o in b.objects if o.class_title == c.title and isinstance(o.geometry, Bitmap)]
-                assert np.array_equal(union(mine, h, w), seg == i), (name, c.title)
-                checked_masks += bool(mine)
-            # each instance mask shares an instance key with its box
-            keyed = [o for o in b.objects if o.to_json().get("instance")]
-            assert len(keyed) % 2 == 0
-    return checked_boxes + checked_masks
+            assert [o.class_title for o in b.objects] == [o.class_title for o in a.objects if o.geometry.bbox(h, w)]
+    first = read_all(walk(project_view(store, source, "voc")))
+    again = read_all(walk(project_view(store, back, "voc")))
+    assert sorted(again) == sorted(first)
+    assert [rel for rel in first if again[rel] != first[rel]] == []
+    return len(first)
 
 
 def test_voc_view_round_trips(tmp_path: Path, store: LocalStore) -> None:
@@ -212,26 +199,65 @@ def test_devkit_layout_sets_flags_and_masks(tmp_path: Path, store: LocalStore) -
     assert detect_format(tmp_path / "in") == "voc"
     project = convert_folder(tmp_path / "in")
     assert [d.path for d in project.datasets] == [("train",), ("val",), ("unlisted",)]  # trainval dropped
+    assert project.custom_data == {"voc": {"unions": {"trainval": ["train", "val"]}}}  # ... and noted
     pid = upload_project(store, project, workspace(store), "voc")
     meta, anns = stored(store, pid)
     titles = {c.title: c.shape for c in meta.classes}
-    assert titles["dog"] == "bitmap" and titles["dog_bbox"] == "rectangle" and titles["car"] == "bitmap"
+    # one class per VOC name, all 20 of the devkit's (class masks index them); boxes and masks in one class
+    assert list(titles) == list(voc.VOC_CLASSES[1:])
+    assert titles["dog"] == titles["person"] == titles["car"] == "any" and titles["cat"] == "bitmap"
     assert {t.name: t.value_type for t in meta.tags} == {"difficult": "none", "truncated": "none",
                                                            "occluded": "none", "score": "any_number",
-                                                           "note": "any_string"}
+                                                           "note": "any_string", "bndbox": "any_string"}
     a = anns[("train",)]["2007_000001.jpg"]
-    by = {o.class_title: o for o in a.objects}
-    assert by["dog_bbox"].geometry.extent() == (2, 3, 11, 9)  # 1-based inclusive -> 0-based
-    assert [t.name for t in by["dog_bbox"].tags] == ["difficult"]
-    assert {(t.name, t.value) for t in by["person_bbox"].tags} == {("occluded", None), ("score", 0.5),
-                                                                    ("note", "front")}
-    dog = by["dog"].geometry.rasterize(H, W)
-    assert dog.sum() == 7 * 10 and dog[3:10, 2:12].all()
-    assert by["dog"].to_json()["instance"] == by["dog_bbox"].to_json()["instance"]
-    car = anns[("train",)]["2007_000002.jpg"].objects[0]
+    dog, person = a.objects  # XML object k and instance k: one object each, the mask
+    assert dog.class_title == "dog" and isinstance(dog.geometry, Bitmap)
+    raster = dog.geometry.rasterize(H, W)
+    assert raster.sum() == 7 * 10 and raster[3:10, 2:12].all()
+    assert [(t.name, t.value) for t in dog.tags] == [("difficult", None)]  # the box is the mask's: no bndbox
+    assert {(t.name, t.value) for t in person.tags} == {("occluded", None), ("score", 0.5), ("note", "front")}
+    void = a.get("customBigData")["voc"]["void"]  # the 255 border row, kept for the view
+    assert void["origin"] == [0, 0] and decode_bitmap(void["data"]).shape == (1, W)
+    car = anns[("train",)]["2007_000002.jpg"].objects[0]  # no masks: the box
     assert car.geometry.extent() == (0, 0, W - 1, H - 1) and [t.name for t in car.tags] == ["truncated"]
     assert anns[("val",)]["2007_000003.jpg"].objects == ()  # no XML: kept, no objects
     assert list(anns[("unlisted",)]) == ["2007_000004.jpg"]
+    segmented = {im.name: im.meta["voc"]["segmented"] for ds in store.list_datasets(pid)
+                 for im in store.iter_images(ds.id)}
+    assert segmented == {"2007_000001.jpg": True, "2007_000002.jpg": False, "2007_000003.jpg": False,
+                         "2007_000004.jpg": False}
+
+
+def test_xml_facts_are_kept_where_voc_puts_them(tmp_path: Path, store: LocalStore) -> None:
+    """pose, parts, actions, a box that is not the mask's, the XML's folder/source/owner: tags and image meta."""
+    base = tmp_path / "in"
+    for d in ("JPEGImages", "Annotations", "SegmentationObject"):
+        (base / d).mkdir(parents=True)
+    (base / "JPEGImages" / "a.jpg").write_bytes(image_bytes(W, H, "JPEG", 1))
+    (base / "Annotations" / "a.xml").write_text(
+        "<annotation><folder>VOC2012</folder><filename>a.jpg</filename>"
+        "<source><database>The VOC2008 Database</database><image>flickr</image></source>"
+        "<owner><name>someone</name></owner><size><width>40</width><height>30</height><depth>3</depth></size>"
+        "<object><name>person</name><pose>Frontal</pose><bndbox><xmin>2</xmin><ymin>2.5</ymin><xmax>20</xmax>"
+        "<ymax>25</ymax></bndbox><part><name>head</name><bndbox><xmin>5</xmin><ymin>03</ymin><xmax>9</xmax>"
+        "<ymax>8</ymax></bndbox></part><actions><jumping>1</jumping><other>0</other></actions></object>"
+        "<object><name>horse</name><pose>Unspecified</pose><bndbox><xmin>25</xmin><ymin>5</ymin><xmax>38</xmax>"
+        "<ymax>20</ymax></bndbox></object></annotation>")
+    inst = np.zeros((H, W), np.uint8)
+    inst[4:20, 3:15] = 1  # the person's mask; the horse (object 2) has none
+    (base / "SegmentationObject" / "a.png").write_bytes(palette_png(inst))
+    pid = upload_project(store, convert_folder(base), workspace(store), "facts")
+    meta, anns = stored(store, pid)
+    assert {c.title: c.shape for c in meta.classes} == {"person": "any", "horse": "any"}
+    person, horse = anns[("in",)]["a.jpg"].objects
+    assert isinstance(person.geometry, Bitmap) and isinstance(horse.geometry, Rectangle)
+    assert {(t.name, t.value) for t in person.tags} == {
+        ("pose", "Frontal"), ("bndbox", "2 2.5 20 25"), ("parts", "head 5 3 9 8"), ("actions", "jumping=1 other=0")}
+    assert horse.tags == ()  # its box is the rectangle's; `Unspecified` is the default pose
+    (image,) = [im for ds in store.list_datasets(pid) for im in store.iter_images(ds.id)]
+    assert image.meta == {"voc": {"segmented": True, "folder": "VOC2012",
+                                  "source": [["database", "The VOC2008 Database"], ["image", "flickr"]],
+                                  "owner": [["name", "someone"]]}}
 
 
 def test_labelmap_and_rgb_class_masks(tmp_path: Path, store: LocalStore) -> None:
@@ -300,6 +326,10 @@ def _bad(kind: str, base: Path) -> None:
     elif kind == "bad labelmap":
         xml.write_text(good)
         (base / "labelmap.txt").write_text("background:0,0,0::\ndog:red::\n")
+    elif kind == "part without box":
+        xml.write_text(good.replace("</bndbox>", "</bndbox><part><name>head</name></part>"))
+    elif kind == "action with text":
+        xml.write_text(good.replace("</bndbox>", "</bndbox><actions><jumping>very high</jumping></actions>"))
     elif kind == "set names missing id":
         xml.write_text(good)
         (base / "ImageSets" / "Main").mkdir(parents=True)
@@ -322,6 +352,8 @@ BAD = {
     "garbage mask": ("SegmentationClass/a.png", "not a readable mask"),
     "unknown colour": ("SegmentationClass/a.png", "(7,7,7)"),
     "bad labelmap": ("labelmap.txt", "line 2"),
+    "part without box": ("Annotations/a.xml", "<part> 1 (head) has no <bndbox>"),
+    "action with text": ("Annotations/a.xml", "<jumping>very high"),
     "set names missing id": ("", "zzz"),
 }
 

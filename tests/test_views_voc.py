@@ -1,11 +1,13 @@
 """The voc/ view without FUSE: XML parses and its boxes are the raster boxes (1-based), the
-segmentation PNGs are palette PNGs holding class and object indices, the image sets list every
-image, and ids stay unique across datasets."""
+segmentation PNGs are palette PNGs holding class and object indices (instance k is XML object k),
+the image sets list every image, ids stay unique across datasets, and sizes are known without
+rendering, also for the facts an imported VOC folder keeps in tags and image meta."""
 
 from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,7 +45,7 @@ def test_xml_boxes_and_segmentation_pngs(sdk_store: tuple[LocalStore, int]) -> N
             filename = root.findtext("filename")
             assert files[f"JPEGImages/{filename}"] == store.read_image(im.id)
             assert (int(root.findtext("size/width")), int(root.findtext("size/height"))) == (w, h)
-            want = [o for o in ann.objects if o.geometry.geometry_type != "point" and o.geometry.bbox(h, w)]
+            want = [o for o in ann.objects if o.geometry.bbox(h, w)]  # points too: a one-pixel box
             objects = root.findall("object")
             assert len(objects) == len(want)
             for obj, node in zip(want, objects, strict=True):
@@ -55,11 +57,11 @@ def test_xml_boxes_and_segmentation_pngs(sdk_store: tuple[LocalStore, int]) -> N
             obj_png = Image.open(io.BytesIO(files[f"SegmentationObject/{vid}.png"]))
             assert cls_png.mode == "P" and obj_png.mode == "P"
             cls_idx, obj_idx = np.asarray(cls_png), np.asarray(obj_png)
-            rasters = [o.geometry.rasterize(h, w, THICKNESS) for o in ann.objects]
+            rasters = [o.geometry.rasterize(h, w, THICKNESS) for o in want]
             covered = np.any(rasters, axis=0)
             assert np.array_equal(cls_idx > 0, covered) and np.array_equal(obj_idx > 0, covered)
-            drawn = [(o, r) for o, r in zip(ann.objects, rasters, strict=True) if r.any()]
-            for k, (obj, r) in enumerate(drawn, start=1):
+            # instance k of SegmentationObject is object k of the XML (the devkit's numbering)
+            for k, (obj, r) in enumerate(zip(want, rasters, strict=True), start=1):
                 top_pixels = obj_idx == k
                 assert np.all(cls_idx[top_pixels] == index[obj.class_title])
                 assert np.all(r[top_pixels])
@@ -119,3 +121,30 @@ def test_xml_and_set_sizes_are_known_without_rendering(sdk_store: tuple[LocalSto
                 assert len(xmin) == len(xmax) == len(width) and 1 <= int(xmin) <= int(xmax) <= int(width)
                 padded += xmin.startswith("0")
     assert padded
+
+
+def test_facts_of_an_imported_voc_folder_are_sized_without_rendering(store: LocalStore, tmp_path: Path) -> None:
+    """Kept boxes, parts, actions, poses and the XML's source come from tags and image meta, not from
+    rasters: `ls -l` still renders nothing. An image imported without masks has no segmentation PNG."""
+    from slyfs.formats.registry import registry
+    from slyfs.imports.detect import convert_folder
+    from slyfs.imports.upload import upload_project
+    from tests.test_roundtrip_voc import IMAGES, write_voc2012
+    from tests.test_views_common import context
+
+    write_voc2012(tmp_path / "voc")
+    ws = store.create_workspace(store.list_teams()[0].id, "w")
+    pid = upload_project(store, convert_folder(tmp_path / "voc"), ws.id, "imported")
+    ctx = context(store)
+    files = walk(registry().view("voc")(ctx, store.get_project(pid)))
+    sized = {p: f.size for p, f in files.items() if not p.startswith("JPEGImages/")}
+    assert sized and not ctx.renders._cache
+    for path, size in sized.items():
+        assert len(files[path].read(0, 1 << 20)) == size, path
+    kept = ET.fromstring(files["Annotations/2008_000008.xml"].read(0, 1 << 20))
+    assert [p.findtext("name") for p in kept.iter("part")] == ["head", "hand", "hand"]
+    unsegmented = [i.vid for i in IMAGES if not i.segmented]
+    assert unsegmented and not [p for p in files for vid in unsegmented if p.startswith("Segmentation")
+                                and vid in p]
+    assert set(files["ImageSets/Segmentation/train.txt"].read(0, 1 << 20).decode().split()) == {
+        i.vid for i in IMAGES if i.segmented and i.split == "train"}

@@ -11,26 +11,33 @@ descended, and several VOC roots side by side become one parent dataset each):
     labelmap.txt                          datumaro's `name:r,g,b:parts:actions`, line i = class index i
     colors.txt                            Supervisely's `name r g b` (colour masks), if no labelmap.txt
 
-Mapping, and why:
-- Every XML `<object>` becomes a `rectangle`. Boxes are 1-based and inclusive (the devkit convention,
-  which slyfs's view writes too): left = xmin - 1 ... right = xmax - 1; fractional values are rounded;
-  boxes are clipped to the image, and one with no pixel inside is dropped with a warning.
-  `difficult`, `truncated` and `occluded` set to 1 become object tags (value type none); CVAT-style
-  `<attributes><attribute><name/><value/>` become tags (`true` -> no value, numbers -> any_number,
-  other text -> any_string; `false` -> no tag). `pose` is not kept.
-- Segmentation: SegmentationObject instances become one `bitmap` each, their class the most frequent
-  class under them in SegmentationClass (or, without it, the name of the XML object they pair with);
-  without SegmentationObject, each class present in SegmentationClass becomes one bitmap per image.
-  0 is background and 255 void: neither is imported. Palette PNGs are read as indices (as VOC
-  means them); RGB PNGs are matched by colour (labelmap/colors.txt colours, else the VOC colour map).
+Mapping, and why (what is kept where: docs/formats/voc.md):
+- One VOC object is one Supervisely object. XML `<object>` k and instance k of SegmentationObject (the
+  devkit numbers instances in the XML's object order, 1-based) are the same object: its mask where the
+  PNG has instance k, else its box as a `rectangle`. Boxes are 1-based and inclusive (the devkit
+  convention, which slyfs's view writes too): left = xmin - 1 ... right = xmax - 1; fractional values
+  are rounded; boxes are clipped to the image, and a box-only object with no pixel inside is dropped
+  with a warning. When the XML box is not the box the view would write back (the mask's tight box, or
+  the rectangle's), it is kept as written in the object's `bndbox` tag.
+- `difficult`, `truncated` and `occluded` set to 1 become object tags without a value; `pose` (unless
+  `Unspecified`), `<part>`s (name + box) and `<actions>` become string tags `pose`, `parts`, `actions`
+  (grammars in voc/layout.py); CVAT-style `<attributes><attribute><name/><value/>` become tags (`true`
+  -> no value, numbers -> any_number, other text -> any_string; `false` -> no tag).
+- The XML's `folder`, `source`, `owner`, `depth` and whether the image has segmentation PNGs go to the
+  image's meta under `voc`; the void (255) pixels of the PNGs to the annotation's `customBigData.voc`.
+- Instances past the XML's objects (or without XML) become bitmaps of the class under them in
+  SegmentationClass; without SegmentationObject, each class present in SegmentationClass becomes one
+  bitmap per image. 0 is background and 255 void. Palette PNGs are read as indices (as VOC means them);
+  RGB PNGs are matched by colour (labelmap/colors.txt colours, else the VOC colour map).
   Index -> class: labelmap.txt line order, else colors.txt by palette colour, else the 21 VOC classes.
-- A mask instance and the XML box it belongs to (same name, best overlap) share an `instance` key.
-- Classes: a name with masks is a `bitmap` class `<name>` and its boxes go to `<name>_bbox`; a name
-  with only boxes is a `rectangle` class `<name>` (one class, one shape). Colours come from the label
-  map where it has them. Every class of labelmap.txt is declared, used or not.
+- Classes keep the names as written, one class per name: `rectangle` if it only ever has boxes,
+  `bitmap` if only masks, else `any` (an object of an image with SegmentationObject may be either).
+  Colours come from the label map where it has them. Every class of labelmap.txt is declared, used or
+  not, in its order (so SegmentationClass indices come back the same).
 - Datasets: the one-column lists under `ImageSets/*/` (two-column `<class>_<set>.txt` lists are
   per-class flags, skipped); lists of the same name in several tasks are merged; a list that is
-  exactly the union of others (`trainval`) is dropped; an image in two remaining lists goes to the
+  exactly the union of others (`trainval`) is no dataset of its own (the project's custom data
+  `voc.unions` notes it, and the view writes it back); an image in two remaining lists goes to the
   first (train, val, test, then by name) with a warning. Images in no list go to `unlisted`; with no
   lists at all, everything goes to one dataset named after the VOC folder. Names escaped by slyfs's
   views (`%2F`) are unescaped; the view's flattened nested datasets (`train__night`) stay flat.
@@ -43,7 +50,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,9 +73,9 @@ from slyfs.formats.importing import (
 )
 from slyfs.formats.objects import (
     BadMask,
-    ClassTable,
     MaskFile,
     bitmap,
+    class_json,
     hex_color,
     present_values,
     read_mask,
@@ -78,30 +84,44 @@ from slyfs.formats.objects import (
     value_masks,
 )
 from slyfs.formats.voc.layout import (
+    ACTIONS,
     ANNOTATIONS,
+    BNDBOX,
+    CARRIED,
+    FLAGS,
+    IMAGE_META,
     IMAGE_SETS,
     JPEG_IMAGES,
     LABELMAP,
+    OBJECT_VOID_KEY,
+    PARTS,
+    POSE,
     SEGMENTATION_CLASS,
     SEGMENTATION_OBJECT,
+    UNIONS,
+    UNSPECIFIED,
     VOID,
     VOID_COLOR,
+    VOID_KEY,
+    actions_text,
+    box_text,
+    is_element_name,
+    parts_text,
     voc_colormap,
 )
-from slyfs.vfs.names import unescape_name
+from slyfs.model import encode_bitmap
+from slyfs.vfs.names import escape_name, nested_name, unescape_name
 
 FORMAT = "voc"
 LOOKS_FOR = "Annotations/*.xml or SegmentationClass/*.png (Pascal VOC)"
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
-FLAGS = ("difficult", "truncated", "occluded")
 IMAGE_DIRS = (JPEG_IMAGES, "images", "Images")
 MARKER_DIRS = (ANNOTATIONS, SEGMENTATION_CLASS, SEGMENTATION_OBJECT)
 UNLISTED = "unlisted"
 SET_ORDER = {"train": 0, "val": 1, "test": 2}
 _MAX_XML = 16 << 20
-_INSTANCE_NS = uuid.UUID("0b3c5d7e-2f4a-4b6c-8d9e-a1b2c3d4e5f6")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -166,7 +186,9 @@ class LabelMap:
 
 def default_labelmap() -> LabelMap:
     cmap = voc_colormap()
-    return LabelMap(list(VOC_CLASSES), [tuple(int(v) for v in cmap[i]) for i in range(len(VOC_CLASSES))])
+    colors: list[tuple[int, int, int] | None] = [(int(cmap[i][0]), int(cmap[i][1]), int(cmap[i][2]))
+                                                 for i in range(len(VOC_CLASSES))]
+    return LabelMap(list(VOC_CLASSES), colors)
 
 
 def _parse_color(text: str) -> tuple[int, int, int] | None:
@@ -238,6 +260,7 @@ def read_colors_txt(path: Path, path_rel: str, problems: ProblemList) -> LabelMa
 class VocObject:
     name: str
     box: tuple[float, float, float, float] | None  # xmin, ymin, xmax, ymax as written (1-based, inclusive)
+    box_text: list[str] = field(default_factory=list)  # the same as written
     tags: list[tuple[str, str | None]] = field(default_factory=list)  # (name, raw value or None)
 
 
@@ -246,6 +269,7 @@ class XmlDoc:
     filename: str | None
     size: tuple[int, int] | None  # (width, height) if given and positive
     objects: list[VocObject]
+    facts: dict[str, Any] = field(default_factory=dict)  # image-level elements kept in the image's meta
 
 
 def _text(node: ET.Element | None, tag: str) -> str | None:
@@ -257,6 +281,52 @@ def _text(node: ET.Element | None, tag: str) -> str | None:
 
 def _flag(text: str | None) -> bool:
     return (text or "").strip().lower() in ("1", "true", "yes")
+
+
+def _box(node: ET.Element | None, what: str) -> tuple[tuple[float, float, float, float], list[str]] | None:
+    """A `<bndbox>`'s numbers and texts; ValueError naming `what` if it is not four finite numbers."""
+    if node is None:
+        return None
+    vals = [_text(node, k) for k in ("xmin", "ymin", "xmax", "ymax")]
+    try:
+        nums = tuple(float(v) for v in vals)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: <bndbox> needs numeric xmin, ymin, xmax, ymax, got {vals}") from None
+    if not all(math.isfinite(v) for v in nums):
+        raise ValueError(f"{what}: <bndbox> has a non-finite value {list(nums)}")
+    return nums, [v for v in vals if v is not None]  # type: ignore[return-value]
+
+
+def _leaves(node: ET.Element | None) -> list[list[str]]:
+    """`<source>`/`<owner>`: its child elements as [name, text] pairs, in order."""
+    return [[c.tag, (c.text or "").strip()] for c in (node if node is not None else ()) if is_element_name(c.tag)]
+
+
+def _carried(node: ET.Element, what: str) -> list[tuple[str, str | None]]:
+    """The object's flags, pose, parts and actions as (tag name, value) pairs."""
+    tags: list[tuple[str, str | None]] = [(flag, None) for flag in FLAGS if _flag(_text(node, flag))]
+    pose = _text(node, "pose")
+    if pose and pose != UNSPECIFIED:
+        tags.append((POSE, pose))
+    parts = []
+    for j, part in enumerate(node.findall("part")):
+        pname = _text(part, "name")
+        if not pname or ";" in pname or len(pname.split()) != 1:
+            raise ValueError(f"{what}: <part> {j + 1} needs a <name> of one word without ';', got {pname!r}")
+        box = _box(part.find("bndbox"), f"{what} <part> {j + 1} ({pname})")
+        if box is None:
+            raise ValueError(f"{what}: <part> {j + 1} ({pname}) has no <bndbox>")
+        parts.append((pname, box[1]))
+    if parts:
+        tags.append((PARTS, parts_text(parts)))
+    actions = node.find("actions")
+    if actions is not None:
+        pairs = [(a.tag, (a.text or "").strip()) for a in actions]
+        bad = [f"<{a}>{v}" for a, v in pairs if not is_element_name(a) or len(v.split()) > 1 or "=" in v]
+        if bad:
+            raise ValueError(f"{what}: <actions> holds {', '.join(bad[:3])}: expected <action>0|1</action>")
+        tags.append((ACTIONS, actions_text(pairs)))
+    return tags
 
 
 def parse_xml(path: Path) -> XmlDoc:
@@ -277,6 +347,7 @@ def parse_xml(path: Path) -> XmlDoc:
     if root.tag != "annotation":
         raise ValueError(f"root element is <{root.tag}>, not <annotation>")
     size = None
+    facts: dict[str, Any] = {}
     sz = root.find("size")
     if sz is not None:
         w, h = _text(sz, "width"), _text(sz, "height")
@@ -288,37 +359,35 @@ def parse_xml(path: Path) -> XmlDoc:
             raise ValueError(f"<size> is negative ({wi} x {hi})")
         if wi and hi:
             size = (wi, hi)
+        depth = _text(sz, "depth")
+        if depth and depth != "3":
+            facts["depth"] = depth
+    folder = _text(root, "folder")
+    if folder is not None:
+        facts["folder"] = folder
+    for key in ("source", "owner"):
+        if root.find(key) is not None:
+            facts[key] = _leaves(root.find(key))
     objects = []
     for i, node in enumerate(root.findall("object")):
         name = _text(node, "name")
         if not name:
             raise ValueError(f"<object> {i + 1} has no <name>")
-        box = None
-        bnd = node.find("bndbox")
-        if bnd is not None:
-            vals = [_text(bnd, k) for k in ("xmin", "ymin", "xmax", "ymax")]
-            try:
-                nums = tuple(float(v) for v in vals)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ValueError(f"<object> {i + 1} ({name}): <bndbox> needs numeric xmin, ymin, xmax, ymax, "
-                                 f"got {vals}") from None
-            if not all(math.isfinite(v) for v in nums):
-                raise ValueError(f"<object> {i + 1} ({name}): <bndbox> has a non-finite value {list(nums)}")
-            box = nums  # type: ignore[assignment]
-        tags: list[tuple[str, str | None]] = []
-        for flag in FLAGS:
-            if _flag(_text(node, flag)):
-                tags.append((flag, None))
+        what = f"<object> {i + 1} ({name})"
+        box = _box(node.find("bndbox"), what)
+        tags = _carried(node, what)
         attrs = node.find("attributes")
         for a in attrs.findall("attribute") if attrs is not None else ():
             aname, value = _text(a, "name"), _text(a, "value")
             if aname:
                 tags.append((aname, value))
-        objects.append(VocObject(name, box, tags))  # type: ignore[arg-type]
-    return XmlDoc(_text(root, "filename"), size, objects)
+        objects.append(VocObject(name, box[0] if box else None, box[1] if box else [], tags))
+    return XmlDoc(_text(root, "filename"), size, objects, facts)
 
 
-def _tag_kind(value: str | None) -> str:
+def _tag_kind(name: str, value: str | None) -> str:
+    if name in CARRIED:
+        return "string"
     if value is None or value.lower() == "true":
         return "none"
     if value.lower() == "false":
@@ -329,7 +398,7 @@ def _tag_kind(value: str | None) -> str:
 def _tags(raw: list[tuple[str, str | None]], tag_types: dict[str, str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name, value in raw:
-        vt, kind = tag_types.get(name), _tag_kind(value)
+        vt, kind = tag_types.get(name), _tag_kind(name, value)
         if vt is None or kind == "false":
             continue
         if vt == "none":
@@ -364,9 +433,13 @@ class _Root:
     entries: dict[str, _Entry]
     datasets: list[tuple[tuple[str, ...], list[str]]]  # dataset path -> vids
     labelmap: LabelMap
+    unions: dict[str, list[str]] = field(default_factory=dict)  # a list dropped as the union of these lists
 
 
-def _read_sets(root: Path, folder: Path, warnings: list[Problem]) -> dict[str, list[str]]:
+def _read_sets(root: Path, folder: Path, warnings: list[Problem],
+               unions: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The one-column lists by name; a list that is the union of others (`trainval`) is left out and
+    noted in `unions` with the lists it joins (the view writes it back)."""
     sets_dir = _has(root, IMAGE_SETS)
     sets: dict[str, list[str]] = {}
     if sets_dir is None:
@@ -391,11 +464,16 @@ def _read_sets(root: Path, folder: Path, warnings: list[Problem]) -> dict[str, l
                 if vid not in seen:
                     seen.add(vid)
                     ids.append(vid)
+    ids_of = dict(sets)
     for name in sorted(sets):
         mine = set(sets[name])
         parts = [set(v) for k, v in sets.items() if k != name and set(v) <= mine and set(v)]
         if parts and set().union(*parts) == mine and len(parts) >= 2:
             del sets[name]  # trainval = train + val
+            unions[name] = []
+    for name in unions:
+        mine = set(ids_of[name])
+        unions[name] = sorted((k for k, v in sets.items() if v and set(v) <= mine), key=_set_key)
     return sets
 
 
@@ -444,28 +522,28 @@ def _scan_root(root: Path, prefix: tuple[str, ...], folder: Path, problems: Prob
                 e.object_png = path
     for vid, e in found.items():
         want = e.xml.filename if e.xml is not None and e.xml.filename else None
-        name = None
+        chosen: str | None = None
         if want and want in images:
-            name = want
+            chosen = want
         elif want and os.path.basename(want) in images:
-            name = os.path.basename(want)
+            chosen = os.path.basename(want)
         elif vid in by_stem and len(by_stem[vid]) == 1:
-            name = by_stem[vid][0]
+            chosen = by_stem[vid][0]
         elif vid in by_stem:
             jpg = [n for n in by_stem[vid] if n.lower().endswith((".jpg", ".jpeg"))]
-            name = jpg[0] if len(jpg) == 1 else None
-            if name is None:
+            chosen = jpg[0] if len(jpg) == 1 else None
+            if chosen is None:
                 e.problems.append(Problem(e.xml_rel or rel(root, folder), f"id {vid}: several images have this "
                                           f"stem ({', '.join(by_stem[vid])}) and the XML names none of them"))
                 continue
-        if name is None:
+        if chosen is None:
             where = e.xml_rel or rel(e.class_png or e.object_png or root, folder)
             looked = f"{rel(image_dir, folder)}/" if image_dir is not None else "JPEGImages/ (missing)"
             e.problems.append(Problem(where, f"no image for id {vid} in {looked}"
                                       + (f" (the XML names {want!r})" if want else "")))
             continue
-        e.image = images[name]
-        used_images.add(name)
+        e.image = images[chosen]
+        used_images.add(chosen)
     for name, path in sorted(images.items()):
         if name not in used_images:
             vid = os.path.splitext(name)[0]
@@ -485,7 +563,8 @@ def _scan_root(root: Path, prefix: tuple[str, ...], folder: Path, problems: Prob
         warnings.append(Problem(labelmap.source, f"its first label {labelmap.names[0]!r} is index 0, which VOC "
                                 "masks use for background: pixels of index 0 are not imported"))
 
-    sets = _read_sets(root, folder, warnings)
+    unions: dict[str, list[str]] = {}
+    sets = _read_sets(root, folder, warnings, unions)
     datasets: list[tuple[tuple[str, ...], list[str]]] = []
     if not sets:
         name = prefix[-1] if prefix else unescape_name(root.name if root != folder else folder.name) or "ds0"
@@ -513,7 +592,7 @@ def _scan_root(root: Path, prefix: tuple[str, ...], folder: Path, problems: Prob
         rest = sorted(v for v in found if v not in placed)
         if rest:
             datasets.append(((*prefix, UNLISTED), rest))
-    return _Root(root, prefix, found, datasets, labelmap)
+    return _Root(root, prefix, found, datasets, labelmap, unions)
 
 
 # ---- converting one image -------------------------------------------------------------------------------
@@ -521,12 +600,11 @@ def _scan_root(root: Path, prefix: tuple[str, ...], folder: Path, problems: Prob
 
 @dataclass
 class _Context:
-    classes: ClassTable
     tag_types: dict[str, str]
     folder: Path
 
 
-def _box(o: VocObject, w: int, h: int) -> tuple[int, int, int, int] | None | str:
+def _clip_box(o: VocObject, w: int, h: int) -> tuple[int, int, int, int] | None | str:
     assert o.box is not None
     xmin, ymin, xmax, ymax = (math.floor(v + 0.5) - 1 for v in o.box)
     if xmin > xmax or ymin > ymax:
@@ -555,8 +633,9 @@ def _mask_array(png: Path, labelmap: LabelMap | None, h: int, w: int, where: str
 
 def _by_color(mask: MaskFile, labelmap: LabelMap | None, where: str, item: ImportedImage) -> np.ndarray | None:
     """Colour masks (or palette masks under a colour map) turned into indices by exact colour matches."""
+    lookup: dict[tuple[int, int, int], int]
     if labelmap is None:  # instance masks in colour: the VOC colour map numbers them
-        lookup = {tuple(int(v) for v in c): i for i, c in enumerate(voc_colormap())}
+        lookup = {(int(c[0]), int(c[1]), int(c[2])): i for i, c in enumerate(voc_colormap())}
     else:
         lookup = labelmap.color_lookup()
     lookup.setdefault(VOID_COLOR, VOID)
@@ -577,14 +656,23 @@ def _by_color(mask: MaskFile, labelmap: LabelMap | None, where: str, item: Impor
     return out
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[2], b[2]), min(a[3], b[3])
-    if left > right or top > bottom:
-        return 0.0
-    inter = (right - left + 1) * (bottom - top + 1)
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
-    return inter / area
+def _void(index: np.ndarray | None) -> dict[str, Any] | None:
+    """The void (255) pixels of a segmentation PNG as a Supervisely bitmap, None if it has none."""
+    if index is None:
+        return None
+    found = value_masks(index, [VOID])
+    if not found:
+        return None
+    _, crop, origin = found[0]
+    data, at = encode_bitmap(crop, origin)
+    return {"origin": at, "data": data}
+
+
+def _under(classes: np.ndarray, crop: np.ndarray, x: int, y: int) -> int | None:
+    """The most frequent class index under an instance (background and void left out), None if none."""
+    under = classes[y : y + crop.shape[0], x : x + crop.shape[1]][crop]
+    under = under[(under != 0) & (under != VOID)]
+    return int(np.bincount(under).argmax()) if under.size else None
 
 
 def _item(e: _Entry, r: _Root, ctx: _Context, name: str) -> ImportedImage:
@@ -604,70 +692,90 @@ def _item(e: _Entry, r: _Root, ctx: _Context, name: str) -> ImportedImage:
                                          f"{rel(e.image, folder)} is {w}x{h}"))
             return item
         w, h = e.xml.size
-    objects: list[dict[str, Any]] = []
-    boxes: list[tuple[dict[str, Any], str, tuple[int, int, int, int]]] = []
-    for i, o in enumerate(e.xml.objects if e.xml is not None else ()):
-        if o.box is None:
-            continue
-        box = _box(o, w, h)
-        if isinstance(box, str):
-            item.problems.append(Problem(e.xml_rel, f"<object> {i + 1} ({o.name}): {box}"))
-            continue
-        if box is None:
-            item.warnings.append(Problem(e.xml_rel, f"<object> {i + 1} ({o.name}): box {list(o.box)} lies outside "
-                                         f"the {w}x{h} image; dropped"))
-            continue
-        obj = rectangle(ctx.classes.title(o.name, "rectangle"), *box, tags=_tags(o.tags, ctx.tag_types))
-        objects.append(obj)
-        boxes.append((obj, o.name, box))
     lm = r.labelmap
-    classes = None
+    classes = instances = None
     if e.class_png is not None:
         classes = _mask_array(e.class_png, lm, h, w, rel(e.class_png, folder), item)
-    instances = None
     if e.object_png is not None:
         instances = _mask_array(e.object_png, None, h, w, rel(e.object_png, folder), item)
     if item.problems:
         return item
-    masks: list[tuple[dict[str, Any], str, tuple[int, int, int, int]]] = []
+    found: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
     if instances is not None:
-        xml_names = [o.name for o in (e.xml.objects if e.xml is not None else ())]
-        where = rel(e.object_png, folder)  # type: ignore[arg-type]
-        for value, crop, (x, y) in value_masks(instances, [v for v in present_values(instances) if 0 < v < VOID]):
-            if classes is not None:
-                under = classes[y : y + crop.shape[0], x : x + crop.shape[1]][crop]
-                under = under[(under != 0) & (under != VOID)]
-                if not under.size:
-                    item.problems.append(Problem(where, f"instance {value} lies only on background or void in "
-                                                 "SegmentationClass: its class is unknown"))
-                    continue
-                index = int(np.bincount(under).argmax())
-                cls = _class_name(index, lm, rel(e.class_png, folder), item)  # type: ignore[arg-type]
-            elif value <= len(xml_names):
-                cls = xml_names[value - 1]
-            else:
-                item.problems.append(Problem(where, f"instance {value} has no SegmentationClass mask and no "
-                                             f"<object> {value} in the XML to name its class"))
+        found = {v: (crop, xy) for v, crop, xy in
+                 value_masks(instances, [v for v in present_values(instances) if 0 < v < VOID])}
+    objects: list[dict[str, Any]] = []
+    object_where = rel(e.object_png, folder) if e.object_png is not None else ""
+    class_where = rel(e.class_png, folder) if e.class_png is not None else ""
+    for i, o in enumerate(e.xml.objects if e.xml is not None else (), start=1):
+        raw = list(o.tags)
+        mask = found.pop(i, None)
+        if mask is not None:
+            crop, (x, y) = mask
+            if classes is not None and (index := _under(classes, crop, x, y)) is not None \
+                    and index < len(lm.names) and lm.names[index] != o.name:
+                item.warnings.append(Problem(object_where, f"instance {i} lies on {lm.names[index]!r} in "
+                                             f"SegmentationClass but <object> {i} is {o.name!r}: kept as {o.name!r}"))
+            written = (x + 1, y + 1, x + crop.shape[1], y + crop.shape[0])
+            shape: dict[str, Any] | None = bitmap(o.name, crop, (x, y))
+        elif o.box is None:
+            item.warnings.append(Problem(e.xml_rel, f"<object> {i} ({o.name}) has no <bndbox> and no instance "
+                                         "in SegmentationObject; not imported"))
+            continue
+        else:
+            box = _clip_box(o, w, h)
+            if isinstance(box, str):
+                item.problems.append(Problem(e.xml_rel, f"<object> {i} ({o.name}): {box}"))
                 continue
-            if cls is None:
+            if box is None:
+                item.warnings.append(Problem(e.xml_rel, f"<object> {i} ({o.name}): box {list(o.box)} lies outside "
+                                             f"the {w}x{h} image; dropped"))
                 continue
-            obj = bitmap(ctx.classes.title(cls, "bitmap"), crop, (x, y))
+            left, top, right, bottom = box
+            written = (left + 1, top + 1, right + 1, bottom + 1)
+            shape = rectangle(o.name, *box)
+        if o.box is not None and o.box != tuple(float(v) for v in written):
+            raw.append((BNDBOX, box_text(o.box_text)))  # the view would write another box: keep this one
+        assert shape is not None
+        shape["tags"] = _tags(raw, ctx.tag_types)
+        objects.append(shape)
+    if instances is not None:
+        if classes is not None:
+            alone = int(np.count_nonzero((classes != 0) & (classes != VOID) & ((instances == 0) | (instances == VOID))))
+            if alone:
+                item.warnings.append(Problem(class_where, f"{alone} pixel(s) of a class lie on no instance of "
+                                             "SegmentationObject: not imported (objects come from instances)"))
+        for value, (crop, (x, y)) in sorted(found.items()):  # instances no XML object names
+            index = _under(classes, crop, x, y) if classes is not None else None
+            if index is None:
+                item.problems.append(Problem(object_where, f"instance {value} has no <object> {value} in the XML to "
+                                             "name its class, and no class under it in SegmentationClass"))
+                continue
+            cls = _class_name(index, lm, class_where, item)
+            obj = bitmap(cls, crop, (x, y)) if cls is not None else None
             if obj is not None:
                 objects.append(obj)
-                masks.append((obj, cls, (x, y, x + crop.shape[1] - 1, y + crop.shape[0] - 1)))
     elif classes is not None:
-        where = rel(e.class_png, folder)  # type: ignore[arg-type]
         for value, crop, (x, y) in value_masks(classes, [v for v in present_values(classes) if v != VOID]):
             if lm.is_background(value):
                 continue
-            cls = _class_name(value, lm, where, item)
-            if cls is not None:
-                obj = bitmap(ctx.classes.title(cls, "bitmap"), crop, (x, y))
-                if obj is not None:
-                    objects.append(obj)
-    _pair(boxes, masks, f"{r.path}/{e.vid}")
+            cls = _class_name(value, lm, class_where, item)
+            obj = bitmap(cls, crop, (x, y)) if cls is not None else None
+            if obj is not None:
+                objects.append(obj)
+    segmented = classes is not None or instances is not None
+    item.meta = {IMAGE_META: {"segmented": segmented, **(e.xml.facts if e.xml is not None else {})}}
+    big: dict[str, Any] = {}
+    if segmented:
+        void = _void(classes if classes is not None else instances)
+        if classes is not None and instances is not None:
+            object_void = _void(instances)
+            if object_void != void:
+                big[OBJECT_VOID_KEY] = object_void
+        if void is not None:
+            big[VOID_KEY] = void
     item.annotation = {"description": "", "size": {"height": h, "width": w}, "tags": [], "objects": objects,
-                       "customBigData": {}}
+                       "customBigData": {IMAGE_META: big} if big else {}}
     return item
 
 
@@ -680,29 +788,17 @@ def _class_name(index: int, lm: LabelMap, where: str, item: ImportedImage) -> st
     return None
 
 
-def _pair(boxes: list[tuple[dict[str, Any], str, tuple[int, int, int, int]]],
-          masks: list[tuple[dict[str, Any], str, tuple[int, int, int, int]]], key: str) -> None:
-    """Give each instance mask and its XML box (same name, best box overlap) a shared `instance` key."""
-    pairs = []
-    for i, (_, bname, bbox) in enumerate(boxes):
-        for j, (_, mname, mbox) in enumerate(masks):
-            if bname == mname:
-                iou = _iou(bbox, mbox)
-                if iou > 0.3:
-                    pairs.append((-iou, i, j))
-    used_b: set[int] = set()
-    used_m: set[int] = set()
-    for _, i, j in sorted(pairs):
-        if i in used_b or j in used_m:
-            continue
-        used_b.add(i)
-        used_m.add(j)
-        k = uuid.uuid5(_INSTANCE_NS, f"{key}:{j}").hex
-        boxes[i][0]["instance"] = k
-        masks[j][0]["instance"] = k
-
-
 # ---- the project ----------------------------------------------------------------------------------------
+
+
+def _needs_box_tag(o: VocObject, size: tuple[int, int] | None, masked: bool) -> bool:
+    """Whether an object may need its XML box kept in a `bndbox` tag (decided before its PNG is read)."""
+    if o.box is None:
+        return False
+    if masked or size is None or not all(v.is_integer() for v in o.box):
+        return True
+    w, h = size
+    return not (1 <= o.box[0] <= o.box[2] <= w and 1 <= o.box[1] <= o.box[3] <= h)
 
 
 def convert(folder: Path) -> ImportedProject:
@@ -723,40 +819,44 @@ def convert(folder: Path) -> ImportedProject:
     if len(roots) > 1 and len(set(names)) != len(names):
         raise ImportFailed([Problem("", f"several VOC folders share a name ({', '.join(map(str, roots))})")])
 
-    table = ClassTable()
+    kinds: dict[str, set[str]] = {}  # class name -> the shapes its objects may have, in first-seen order
+    colors: dict[str, str] = {}
     tag_kinds: dict[str, set[str]] = {}
     for sr in scanned:
         lm = sr.labelmap
-        has_class_masks = any(e.class_png is not None for e in sr.entries.values())
-        if has_class_masks:
-            for i, n in enumerate(lm.names):
+        if any(e.class_png is not None for e in sr.entries.values()):
+            for i, n in enumerate(lm.names):  # declared, used or not: class masks index them
                 if not lm.is_background(i):
-                    table.add(n, "bitmap")
+                    kinds.setdefault(n, set()).add("bitmap")
         for i, n in enumerate(lm.names):
-            if lm.colors[i] is not None and n not in table.colors:
-                table.colors[n] = hex_color(lm.colors[i])  # type: ignore[arg-type]
+            if lm.colors[i] is not None and n not in colors:
+                colors[n] = hex_color(lm.colors[i])  # type: ignore[arg-type]
         for e in sr.entries.values():
-            objs = e.xml.objects if e.xml is not None else []
-            if e.object_png is not None and not has_class_masks:
-                for o in objs:
-                    table.add(o.name, "bitmap")
-            for o in objs:
+            masked = e.object_png is not None
+            size = e.xml.size if e.xml is not None else None
+            for o in e.xml.objects if e.xml is not None else []:
+                shapes = kinds.setdefault(o.name, set())
+                if masked:
+                    shapes.add("bitmap")
                 if o.box is not None:
-                    table.add(o.name, "rectangle")
+                    shapes.add("rectangle")
                 for tname, value in o.tags:
-                    tag_kinds.setdefault(tname, set()).add(_tag_kind(value))
-    classes = table.build()
+                    tag_kinds.setdefault(tname, set()).add(_tag_kind(tname, value))
+                if _needs_box_tag(o, size, masked):
+                    tag_kinds.setdefault(BNDBOX, set()).add("string")
+    classes = [class_json(n, next(iter(s)) if len(s) == 1 else "any", colors.get(n))
+               for n, s in kinds.items() if s]
     tag_types: dict[str, str] = {}
     tags = []
-    for tname, kinds in tag_kinds.items():
-        kinds = kinds - {"false"}
-        if not kinds:
+    for tname, tkinds in tag_kinds.items():
+        tkinds = tkinds - {"false"}
+        if not tkinds:
             continue
-        vt = "any_string" if "string" in kinds else "any_number" if kinds == {"number"} else \
-            "any_string" if "number" in kinds else "none"
+        vt = "any_string" if "string" in tkinds else "any_number" if tkinds == {"number"} else \
+            "any_string" if "number" in tkinds else "none"
         tag_types[tname] = vt
         tags.append(tag_meta(tname, vt))
-    ctx = _Context(table, tag_types, folder)
+    ctx = _Context(tag_types, folder)
     datasets = []
     for sr in scanned:
         for path, vids in sr.datasets:
@@ -775,5 +875,13 @@ def convert(folder: Path) -> ImportedProject:
     if not any(sr.entries for sr in scanned) and not problems:
         raise ImportFailed([Problem("", "the VOC folder holds no images, annotations or masks")])
     meta = {"classes": classes, "tags": tags, "projectType": "images"}
-    return ImportedProject(FORMAT, meta, [d for d in datasets if d.count], warnings=warnings,
-                           problems=problems.result())
+    kept = [d for d in datasets if d.count]
+    flat = {d.path: nested_name([escape_name(n) for n in d.path]) for d in kept}
+    unions: dict[str, list[str]] = {}
+    for sr in scanned:  # `trainval`: written back by the view as the lists of the datasets it joins
+        for name, parts in sr.unions.items():
+            paths = [(*sr.prefix, part) for part in parts]
+            if paths and all(path in flat for path in paths):
+                unions[nested_name([escape_name(n) for n in (*sr.prefix, name)])] = [flat[path] for path in paths]
+    return ImportedProject(FORMAT, meta, kept, warnings=warnings, problems=problems.result(),
+                           custom_data={FORMAT: {UNIONS: unions}} if unions else {})
