@@ -8,11 +8,8 @@ imported one must project equal; on the imported side every object counts, so an
 could not have carried is a difference too. A format registered with both directions but without an
 entry fails, so a new format (a plugin too) is covered as soon as it is installed.
 
-Losses that are bugs (issue 12) are not written into the projections: the entry's `known` rule
-recognises them difference by difference, and they raise `Issue12Loss`, which the format's case
-expects (`xfail(strict=True, raises=Issue12Loss)`). Any other difference fails the case outright. Once
-issue 12 is fixed the case passes, strict xfail reports that as a failure: then drop the entry's
-`issue12`.
+Every difference fails the case: a format loses nothing it can carry (issue 12 removed the last known
+losses: COCO's unused categories, VOC's and YOLO pose's doubled objects, YOLO segment's clamping).
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -41,10 +38,6 @@ pytestmark = pytest.mark.mount
 TEAM, WORKSPACE, SOURCE = "team", "ws", "sdk_project"  # where load_sly_folder puts the fixture project
 MISSING = "<missing>"
 THICKNESS = 2  # lines, points, graphs, cuboids in masks/ and in VOC's segmentation PNGs (the views' docs)
-
-
-class Issue12Loss(AssertionError):
-    """The differences found are all ones that issue 12 is about."""
 
 
 # ---- comparable values ----------------------------------------------------------------------------------
@@ -268,33 +261,9 @@ class Stored:
     items: dict[str, Item]
 
 
-Known = Callable[[Mismatch, Stored], bool]
-"""Whether a difference is one issue 12 is about (given the source project)."""
-
-
-def bbox_doubles(m: Mismatch, source: Stored) -> bool:
-    """A `<class>_bbox` class, or its rectangles, beside a class of the source."""
-    return m.aspect in ("classes", "objects") and m.want == MISSING and m.key.endswith("_bbox") \
-        and source.meta.obj_class(m.key.removesuffix("_bbox")) is not None
-
-
-def clamped_outside(m: Mismatch, source: Stored) -> bool:
-    """yolo/segment: pixels of an object that reaches outside the image, lost because the view moves the
-    vertices outside onto the border instead of clipping the polygon there (same number of parts)."""
-    item = source.items.get(m.where)
-    if m.copy != "segment" or m.aspect != "objects" or item is None or MISSING in (m.want, m.got):
-        return False
-    h, w = item.height, item.width
-    return len(m.want) == len(m.got) and any(
-        o.class_title == m.key and o.geometry.is_area and (ext := o.geometry.extent()) is not None
-        and (ext[0] < 0 or ext[1] < 0 or ext[2] >= w or ext[3] >= h) for o in item.ann.objects)
-
-
 @dataclass(frozen=True)
 class Spec:
     copies: tuple[Copy, ...]
-    issue12: str = ""  # what is lost today: the format's case is xfail(strict) with this reason
-    known: Known = field(default=lambda m, source: False)
 
 
 CARRIES: dict[str, Spec] = {
@@ -302,14 +271,9 @@ CARRIES: dict[str, Spec] = {
     "coco": Spec((Copy("", coco_classes, per_object(coco_object, image_tags)),)),
     # without ann/, the instance masks are imported (with it, the folder is a Supervisely project)
     "masks": Spec((Copy("", class_colors, per_object(masks_object), flat=False, drop=("ann",)),)),
-    "yolo": Spec(
-        (Copy("detect", yolo_classes, per_object(detect_object)),
-         Copy("segment", yolo_classes, per_object(segment_object)),
-         Copy("pose", yolo_classes, per_object(pose_object))),
-        issue12="issue 12: yolo/pose re-imported adds a `<class>_bbox` class and a rectangle beside each graph; "
-                "yolo/segment moves vertices outside the image onto its border instead of clipping the polygon, "
-                "so an object reaching outside loses pixels inside (plate in train__night/img_3.jpeg: 219 of 222)",
-        known=lambda m, source: (m.copy == "pose" and bbox_doubles(m, source)) or clamped_outside(m, source)),
+    "yolo": Spec((Copy("detect", yolo_classes, per_object(detect_object)),
+                  Copy("segment", yolo_classes, per_object(segment_object)),
+                  Copy("pose", yolo_classes, per_object(pose_object)))),
     "voc": Spec((Copy("", class_colors, voc_objects),)),
 }
 
@@ -424,22 +388,12 @@ def compare(copy: Copy, source: Stored, back: Stored) -> tuple[list[Mismatch], i
 # ---- the test -------------------------------------------------------------------------------------------
 
 
-def cases() -> list[Any]:
-    out = []
-    for fmt in both_directions():
-        reason = spec.issue12 if (spec := CARRIES.get(fmt)) else ""
-        marks = [pytest.mark.xfail(strict=True, raises=Issue12Loss, reason=reason)] if reason else []
-        out.append(pytest.param(fmt, marks=marks, id=fmt))
-    return out
-
-
-@pytest.mark.parametrize("fmt", cases())
+@pytest.mark.parametrize("fmt", both_directions())
 def test_view_copied_into_the_zone_imports_as_the_same_project(imported: Imported, fmt: str) -> None:
     spec = CARRIES.get(fmt)
     if spec is None:
         pytest.fail(f"format {fmt!r} has a view and an importer but no entry in CARRIES: add what it carries")
-    unknown: list[Mismatch] = []
-    known: list[Mismatch] = []
+    differences: list[Mismatch] = []
     for copy in spec.copies:
         name = project_name(fmt, copy)
         assert name not in imported.left, f"{name} was not imported:\n{imported.left[name]}"
@@ -448,8 +402,5 @@ def test_view_copied_into_the_zone_imports_as_the_same_project(imported: Importe
         source = read_project(imported.store, SOURCE, flat=copy.flat)
         mismatches, compared = compare(copy, source, read_project(imported.store, name, flat=copy.flat))
         assert compared >= len(source.items), (name, compared)  # objects compared in every image
-        for m in mismatches:
-            (known if spec.issue12 and spec.known(m, source) else unknown).append(m)
-    assert not unknown, "\n".join(map(str, unknown))
-    if known:
-        raise Issue12Loss("\n".join(map(str, known)))
+        differences += mismatches
+    assert not differences, "\n".join(map(str, differences))

@@ -1,9 +1,12 @@
 """Images with masks: the masks/ view round-trips (whole: as a Supervisely project; without ann/: from its
 instance masks; without those too: from its machine masks), generic images/ + masks/ layouts with index or
-colour masks and the class-map forms users write; malformed inputs become named problems."""
+colour masks and the class-map forms users write; malformed inputs become named problems. What
+survives (issue 12): machine values and colours, instance masks in their own class, classes named
+like background that the meta declares."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -22,6 +25,7 @@ from slyfs.model import Bitmap
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
 from tests.test_import_voc import FUZZ, convert_problems, source_project, stored, union, workspace, write_view
+from tests.test_views_common import project_view, read_all, walk
 
 W, H = 40, 30
 
@@ -282,3 +286,61 @@ def test_fuzzed_masks_never_crash(tmp_path_factory: pytest.TempPathFactory, data
     else:
         (root / "masks" / "a.png").write_bytes((root / "masks" / "a.png").read_bytes()[:40] + data)
     convert_problems(root)
+
+
+# ---- what survives a round trip (issue 12) ------------------------------------------------------------------
+
+
+def _project(store: LocalStore, classes: list[str], objects: list[tuple[str, tuple[int, int, int, int]]]) -> int:
+    from slyfs.model import AnnObject, Annotation, Rectangle
+
+    ws = store.create_workspace(store.list_teams()[0].id, "src")
+    p = store.create_project(ws.id, "p")
+    store.update_project_meta(p.id, {"classes": [{"title": c, "shape": "rectangle", "color": f"#{20 * i:02X}8040"}
+                                                 for i, c in enumerate(classes)]})
+    ds = store.create_dataset(p.id, "d")
+    (info,) = store.add_images_bytes(ds.id, [("x.jpg", image_bytes(W, H, "JPEG", 3))])
+    ann = Annotation.new(H, W, [AnnObject.new(c, Rectangle(*box)) for c, box in objects])
+    store.set_annotations(ds.id, [(info.id, ann.to_json())])
+    return p.id
+
+
+def test_instance_masks_pair_with_their_class(tmp_path: Path, store: LocalStore) -> None:
+    """A class titled `car_01` beside `car`: the second car's mask is not named `car_01.png` (that file is
+    the `car_01` object's), so every object comes back in its own class."""
+    objects = [("car", (1, 1, 5, 5)), ("car", (10, 1, 15, 5)), ("car_01", (1, 20, 5, 30)), ("car", (20, 20, 25, 25))]
+    source = _project(store, ["car", "car_01"], objects)
+    folder = write_view(store, source, "masks", tmp_path / "masks")
+    _drop(folder, "ann")
+    assert sorted(p.name for p in (folder / "d" / "masks_instances" / "x").iterdir()) == [
+        "car.png", "car_01.png", "car_02.png", "car_03.png"]
+    back = upload_project(store, convert_folder(folder), workspace(store), "back")
+    _, got = stored(store, back)
+    boxes = sorted((o.class_title, o.geometry.bbox(H, W)) for o in got[("d",)]["x.jpg"].objects)
+    assert boxes == sorted((c, (t, lf, b, r)) for c, (t, lf, b, r) in objects)
+
+
+def test_background_named_class_of_the_meta_stays_a_class(tmp_path: Path, store: LocalStore) -> None:
+    source = _project(store, ["background", "cat"], [("background", (0, 0, 29, 39)), ("cat", (5, 5, 9, 9))])
+    folder = write_view(store, source, "masks", tmp_path / "masks")
+    _drop(folder, "ann")
+    _drop(folder, "masks_instances")
+    back = upload_project(store, convert_folder(folder), workspace(store), "back")
+    meta, got = stored(store, back)
+    assert [c.title for c in meta.classes] == ["background", "cat"]
+    assert sorted(o.class_title for o in got[("d",)]["x.jpg"].objects) == ["background", "cat"]
+
+
+def test_machine_values_of_an_index_map_survive(tmp_path: Path, store: LocalStore) -> None:
+    """Mask values 3 and 7 (not 1, 2) come back as 3 and 7 in masks_machine/, listed as [i, i, i]."""
+    m = np.zeros((H, W), np.uint8)
+    m[2:8, 2:8] = 3
+    m[20:25, 10:30] = 7
+    root = tmp_path / "in"
+    _generic(root, {"a": m}, {"0": "background", "3": "cat", "7": "dog"})
+    pid = upload_project(store, convert_folder(root), workspace(store), "m")
+    files = read_all(walk(project_view(store, pid, "masks")))
+    assert json.loads(files["obj_class_to_machine_color.json"]) == {"background": [0, 0, 0], "cat": [3, 3, 3],
+                                                                    "dog": [7, 7, 7]}
+    machine = np.asarray(Image.open(io.BytesIO(files["in/masks_machine/a.png"])))
+    assert machine.dtype == np.uint8 and np.array_equal(machine, m)

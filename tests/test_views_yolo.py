@@ -1,15 +1,21 @@
 """The yolo/ view without FUSE: data.yaml has one class list for the project (and kpt_shape for
 pose), label lines denormalise back to the boxes and polygons within half a pixel, every image has
-a label file, and images whose stems collide get distinct label files."""
+a label file, and images whose stems collide get distinct label files. A project imported from YOLO
+keeps its class indices, yaml keys and label values (while its objects are unchanged); shapes
+reaching outside the image are clipped to it, keeping their pixels inside."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import cv2
 import numpy as np
 import pytest
 import yaml
 
 from slyfs.formats.yolo.view import label_text
-from slyfs.model import AnnObject, Annotation, Bitmap, Graph, Polygon, ProjectMeta, Rectangle
+from slyfs.model import AnnObject, Annotation, Bitmap, Graph, OrientedBBox, Polygon, ProjectMeta, Rectangle
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
 from tests.test_views_common import SDK_PROJECT, load_sly_folder, project_view, read_all, walk
@@ -136,3 +142,124 @@ def test_label_sizes_are_known_without_rendering(sdk_store: tuple[LocalStore, in
         data = files[path].read(0, 1 << 20)
         assert len(data) == size, path
         assert all(len(v) == 8 for line in data.decode().splitlines() for v in line.split()[1:] if "." in v)
+
+
+# ---- a project imported from YOLO (issue 12) -----------------------------------------------------------------
+
+
+def _imported(store: LocalStore, tmp_path: Path) -> int:
+    """A hand-written Ultralytics detect dataset (names with a gap, nc, a `download` key), imported."""
+    from slyfs.imports.detect import convert_folder
+    from slyfs.imports.upload import upload_project
+
+    root = tmp_path / "toy"
+    for split, name in (("train", "a.jpg"), ("val", "b.jpg")):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        (root / "images" / split / name).write_bytes(image_bytes(50, 40, "JPEG", seed=len(split)))
+    (root / "labels" / "train" / "a.txt").write_text("3 0.51234567 0.5 0.4 0.3\n0 0.2 0.25 0.2 0.3\n")
+    (root / "labels" / "val" / "b.txt").write_text("")
+    (root / "data.yaml").write_text("download: https://example.com/toy.zip\nval: images/val\ntrain: images/train\n"
+                                    "nc: 3\nnames: {0: person, 1: bicycle, 3: dog}\n")
+    ws = store.create_workspace(store.list_teams()[0].id, "imported")
+    return upload_project(store, convert_folder(root), ws.id, "toy")
+
+
+def test_imported_dataset_keeps_indices_keys_and_lines(store: LocalStore, tmp_path: Path) -> None:
+    pid = _imported(store, tmp_path)
+    files = read_all(walk(project_view(store, pid, "yolo")))
+    assert files["detect/data.yaml"].decode().splitlines()[2:] == [
+        "download: https://example.com/toy.zip", "val: images/val", "train: images/train", "nc: 3",
+        "names:", "  0: person", "  1: bicycle", "  3: dog"]
+    assert "download" not in files["segment/data.yaml"].decode()  # the source's keys go to its task only
+    assert files["detect/labels/train/a.txt"] == b"3 0.512346 0.500000 0.400000 0.300000\n" \
+                                                 b"0 0.200000 0.250000 0.200000 0.300000\n"
+    assert files["detect/labels/val/b.txt"] == b""
+
+    # a class added on the platform takes the next index; an object moved since is written from its pixels
+    meta = store.get_project_meta(pid)
+    store.update_project_meta(pid, {**meta, "classes": [*meta["classes"], {"title": "zebra", "shape": "rectangle",
+                                                                           "color": "#00FF00"}]})
+    ds = next(d for d in store.list_datasets(pid) if d.name == "train")
+    (info,) = list(store.iter_annotations(ds.id))
+    ann = info.annotation
+    ann["objects"][1]["points"]["exterior"] = [[1, 2], [10, 13]]
+    store.set_annotations(ds.id, [(info.image_id, ann)])
+    files = read_all(walk(project_view(store, pid, "yolo")))
+    assert yaml.safe_load(files["detect/data.yaml"])["names"] == {0: "person", 1: "bicycle", 3: "dog", 4: "zebra"}
+    first, moved = lines(files["detect/labels/train/a.txt"])
+    assert first == [3, 0.512346, 0.5, 0.4, 0.3]
+    assert moved[0] == 0 and np.allclose(moved[1:], [6 / 50, 8 / 40, 10 / 50, 12 / 40], atol=1e-6)
+
+
+def _shoelace(xs: np.ndarray, ys: np.ndarray) -> float:
+    return abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1)))) / 2
+
+
+def test_segment_clips_shapes_reaching_outside_the_image() -> None:
+    """Polygons and oriented boxes reaching outside: every line stays in [0, 1], and read back as the
+    importer reads it, gives exactly the object's pixels inside the image (without holes); a polygon
+    cut at the image's border has exactly the area of its part inside (OpenCV's convex intersection)."""
+    from slyfs.formats.yolo.labels import polygon_points
+    from tests.test_import_yolo import holes_filled
+
+    meta = ProjectMeta.from_json({"classes": [{"title": "a", "shape": "any", "color": "#FF0000"}]})
+    rng = np.random.default_rng(3)
+    h, w = 30, 40
+    cut_at_border = 0
+    for k in range(60):
+        if k % 2:
+            left, top = int(rng.integers(-12, w - 4)), int(rng.integers(-12, h - 4))
+            geom: Any = OrientedBBox(left, top, left + int(rng.integers(6, 30)), top + int(rng.integers(6, 30)),
+                                     float(rng.uniform(-1.4, 1.4)))
+        else:
+            cx, cy = rng.uniform(-5, w + 5), rng.uniform(-5, h + 5)
+            angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 8))))
+            radii = rng.uniform(6, 20, len(angles))
+            geom = Polygon(np.stack([np.round(cx + radii * np.cos(angles)), np.round(cy + radii * np.sin(angles))], 1))
+        want = geom.rasterize(h, w) if not isinstance(geom, Polygon) else Polygon(geom.exterior).rasterize(h, w)
+        x0, y0, x1, y1 = geom.extent()
+        if not want.any() or (x0 >= 0 and y0 >= 0 and x1 < w and y1 < h):
+            continue
+        got = np.zeros((h, w), bool)
+        for line in lines(label_text("segment", Annotation.new(h, w, [AnnObject.new("a", geom)]), meta, h, w)):
+            values = line[1:]
+            assert all(0 <= v <= 1 for v in values)
+            got |= Polygon(np.array(polygon_points(values, h, w))).rasterize(h, w)
+            xs, ys = np.array(values[0::2]) * w, np.array(values[1::2]) * h
+            ring = geom.exterior if isinstance(geom, Polygon) else geom.corners()
+            if (np.isin(xs, [0, w]).any() or np.isin(ys, [0, h]).any()) and _convex(ring):
+                inside, _ = cv2.intersectConvexConvex((ring + 0.5).astype(np.float32),
+                                                      np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32))
+                assert abs(_shoelace(xs, ys) - inside) < 1e-2, (geom, values)  # px², 6 decimals
+                cut_at_border += 1
+        # a thin concave outline can leave an enclosed gap in its raster; YOLO polygons have no holes
+        assert np.array_equal(got, want) or np.array_equal(got, holes_filled(want)), geom
+    assert cut_at_border >= 3
+
+
+def _convex(ring: np.ndarray) -> bool:
+    """Whether a ring is a convex polygon in its own vertex order (every turn the same way)."""
+    d = np.roll(ring, -1, axis=0) - ring
+    turns = d[:, 0] * np.roll(d, -1, axis=0)[:, 1] - d[:, 1] * np.roll(d, -1, axis=0)[:, 0]
+    return bool((turns > 0).all() or (turns < 0).all())
+
+
+def test_one_parse_sizes_every_task(sdk_store: tuple[LocalStore, int]) -> None:
+    """Stating an image's detect label works out its segment and pose label sizes too (issue #16: `ls -lR
+    yolo/` parsed each annotation once per task); those sizes are what the files render to."""
+    from slyfs.formats.registry import registry
+    from slyfs.formats.yolo.view import task_sizes
+    from tests.test_views_common import context
+
+    store, pid = sdk_store
+    ctx = context(store)
+    files = walk(registry().view("yolo")(ctx, store.get_project(pid)))
+    shared = task_sizes(ctx)
+    detect = {p: f for p, f in files.items() if p.startswith("detect/labels/")}
+    assert all(f.size >= 0 for f in detect.values())
+    assert len(shared._lru) == len(detect) == 4
+    assert all(len(sizes) == 3 for sizes in shared._lru.values())  # detect, segment, pose
+    for path, f in files.items():
+        if "/labels/" in path:
+            assert len(f.read(0, 1 << 20)) == f.size, path

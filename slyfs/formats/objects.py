@@ -1,9 +1,10 @@
 """Building blocks the format importers share: Supervisely objects, classes and tags made from other
-formats' labels, masks read from PNG files, and class titles when one name needs several shapes.
+formats' labels, and masks read from PNG files.
 
 Why a module of its own: VOC, YOLO and the mask importers all turn "a class name and some pixels or
-points" into Supervisely JSON, and they must agree on the details (bitmap encoding, the `<name>_bbox`
-suffix rule, colour strings), or the same dataset imported through two formats would differ.
+points" into Supervisely JSON, and they must agree on the details (bitmap encoding, colour strings),
+or the same dataset imported through two formats would differ. A class keeps its format's name
+whatever shapes its labels take (the `any` shape holds mixed ones): no `<name>_bbox` split.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,6 @@ from PIL import Image
 
 from slyfs.model import encode_bitmap
 from slyfs.model.meta import color_for
-from slyfs.vfs.names import unique
-
-# A Supervisely class has exactly one shape; a format name used with several kinds of labels becomes one
-# class per kind. The first kind in this order keeps the plain name, the others get a suffix (the COCO
-# importer's rule, so `car` + `car_bbox` means the same thing whichever format it came from).
-KIND_ORDER = ("polygon", "bitmap", "rectangle", "oriented_bbox", "graph")
-KIND_SUFFIX = {"polygon": "_polygon", "bitmap": "_mask", "rectangle": "_bbox", "oriented_bbox": "_obb",
-               "graph": "_keypoints"}
 
 
 def obj(title: str, geometry: dict[str, Any], kind: str, tags: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -75,43 +68,6 @@ def graph_config(keys: list[str], labels: list[str] | None = None, owner: str = 
                    "color": color_for(f"{owner}/{label}")}
              for i, (key, label) in enumerate(zip(keys, labels, strict=True))}
     return {"nodes": nodes, "edges": []}
-
-
-@dataclass
-class ClassTable:
-    """Class titles for (name, kind) pairs: the first kind of a name (in KIND_ORDER) keeps the name."""
-
-    kinds: dict[str, set[str]] = field(default_factory=dict)  # name -> kinds, in first-seen name order
-    colors: dict[str, str] = field(default_factory=dict)  # name -> colour, if the format gives one
-    titles: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def add(self, name: str, kind: str) -> None:
-        self.kinds.setdefault(name, set()).add(kind)
-
-    def build(self, configs: dict[tuple[str, str], dict[str, Any]] | None = None,
-              descriptions: dict[str, str] | None = None, order: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """The meta's classes; fills `titles`. `order` puts some kinds first (a pose dataset's graph keeps
-        the plain name, its boxes become `<name>_bbox`)."""
-        first_kinds = tuple(order or ())
-        kind_order = first_kinds + tuple(k for k in KIND_ORDER if k not in first_kinds)
-        taken: set[str] = set()
-        out = []
-        for name, kinds in self.kinds.items():
-            first = True
-            for kind in kind_order:
-                if kind not in kinds:
-                    continue
-                title = name if first else name + KIND_SUFFIX[kind]
-                first = False
-                title = unique(title, taken)
-                self.titles[(name, kind)] = title
-                color = self.colors.get(name) if title == name else None
-                out.append(class_json(title, kind, color, config=(configs or {}).get((name, kind)),
-                                      description=(descriptions or {}).get(name, "")))
-        return out
-
-    def title(self, name: str, kind: str) -> str:
-        return self.titles[(name, kind)]
 
 
 # ---- masks in PNG files ------------------------------------------------------------------------------

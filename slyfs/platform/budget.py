@@ -14,12 +14,13 @@ from typing import Literal
 DEFAULT_MEMORY = 256 << 20
 BASELINE = 96 << 20  # measured: a mount with nothing listed yet (Python, numpy, cv2, pyfuse3, trio, SQLite)
 
-Cache = Literal["bundles", "parsed", "renders", "listings", "inodes", "listed"]
+Cache = Literal["bundles", "parsed", "renders", "listings", "sizes", "inodes", "listed"]
 SHARES: dict[Cache, float] = {
     "bundles": 0.15,  # datasets' image lists, as packed rows (platform.cached)
     "parsed": 0.15,  # parsed annotations (platform.cached)
     "renders": 0.20,  # rendered files kept for re-reads (vfs.context)
-    "listings": 0.20,  # folders' nodes kept for the TTL (vfs.context)
+    "listings": 0.18,  # folders' nodes kept for the TTL (vfs.context)
+    "sizes": 0.02,  # sizes of generated files learned from one parse for several (formats: yolo's tasks)
     "inodes": 0.20,  # file inodes the kernel holds (fs.operations)
     "listed": 0.10,  # readdir listings kept for the next `ls` of the same folder (fs.operations)
 }

@@ -28,7 +28,12 @@ A value or colour the map does not name is a Problem naming the file. The mask m
 
 Objects: one `bitmap` per class per image; for instance masks one per 8-connected region of each class;
 for Supervisely's `masks_instances/<stem>/` one per file (the class is the file's stem, or the stem
-without its `_NN` suffix), which keeps overlapping objects apart. Every class of the map is declared.
+without its `_NN` suffix), which keeps overlapping objects apart. Every class of the map is declared (a
+background name too where `meta.json` declares it a class).
+
+The project's custom data keeps each name's machine colour as the map gave it (`{"masks":
+{"machine_colors": [[name, [r, g, b]], ...]}}`, an index i as [i, i, i]), so that the masks/ view paints
+and lists them again; see docs/formats/masks.md.
 """
 
 from __future__ import annotations
@@ -70,10 +75,9 @@ from slyfs.formats.objects import (
     present_values,
     read_mask,
     shift_origin,
-    unique,
     value_masks,
 )
-from slyfs.vfs.names import unescape_name
+from slyfs.vfs.names import unescape_name, unique
 
 FORMAT = "masks"
 LOOKS_FOR = "images/ + masks/ with a class map, or obj_class_to_machine_color.json (images with masks)"
@@ -98,10 +102,16 @@ class ClassMap:
     by_index: dict[int, str] = field(default_factory=dict)
     by_color: dict[tuple[int, int, int], str] = field(default_factory=dict)
     colors: dict[str, str] = field(default_factory=dict)  # display colours (#RRGGBB) where the map gives them
+    machine: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # name -> its colour, or [i, i, i]
 
     def add(self, name: str, index: int | None = None, color: tuple[int, int, int] | None = None) -> None:
         if name not in self.names:
             self.names.append(name)
+        if name not in self.machine:
+            if color is not None:
+                self.machine[name] = color
+            elif index is not None:
+                self.machine[name] = (index, index, index)
         if index is not None:
             self.by_index[index] = name
         if color is not None:
@@ -401,7 +411,7 @@ def _semantic_objects(path: Path, ctx: _Context, h: int, w: int, item: ImportedI
     out: list[dict[str, Any]] = []
     for value, crop, origin in value_masks(index, [v for v in values if v in names]):
         name = names[value]
-        if ctx.cm.is_background(name):
+        if name not in ctx.titles:  # background
             continue
         title = ctx.titles[name]
         parts = components(crop) if instances else [(crop, (0, 0))]
@@ -422,7 +432,9 @@ def _instance_class(stem: str, ctx: _Context) -> str | None:
 
 def _instance_objects(folder: Path, ctx: _Context, h: int, w: int, item: ImportedImage) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    files = sorted(e.name for e in entries(folder) if e.is_file())
+    # in the view's order: `car.png`, `car_01.png` ... `car_99.png`, `car_100.png` (numbers compared as such)
+    files = sorted((e.name for e in entries(folder) if e.is_file()),
+                   key=lambda f: re.sub(r"\d+", lambda m: m.group().zfill(12), f))
     for f in files:
         path = folder / f
         where = rel(path, ctx.folder)
@@ -505,7 +517,9 @@ def convert(folder: Path) -> ImportedProject:
     problems = ProblemList()
     warnings: list[Problem] = []
     order, colors = _sly_meta_colors(root)
-    names = sorted(cm.classes, key=lambda n: (order.index(n) if n in order else len(order), cm.names.index(n)))
+    # a name that means background is a class where the project's meta.json declares it one
+    declared = [n for n in cm.names if n in order or not cm.is_background(n)]
+    names = sorted(declared, key=lambda n: (order.index(n) if n in order else len(order), cm.names.index(n)))
     titles = {n: n for n in names}
     classes = [class_json(n, "bitmap", colors.get(n) or cm.colors.get(n)) for n in names]
     if not classes:
@@ -525,4 +539,7 @@ def convert(folder: Path) -> ImportedProject:
 
         out.append(ImportedDataset(ds.path, items, len(ds.images)))
     meta = {"classes": classes, "tags": [], "projectType": "images"}
-    return ImportedProject(FORMAT, meta, out, warnings=warnings, problems=problems.result())
+    # the machine colours the masks were painted with, for the masks/ view to paint them again
+    machine = [[n, list(cm.machine[n])] for n in cm.names if n in cm.machine]
+    return ImportedProject(FORMAT, meta, out, warnings=warnings, problems=problems.result(),
+                           custom_data={FORMAT: {"machine_colors": machine}} if machine else {})

@@ -8,6 +8,10 @@
     masks/<dataset>/masks_instances/<mask stem>/<class>.png, <class>_01.png, ...   0/255 per object
     masks/<dataset>/datasets/<child>/...              nested datasets, as in sly/
 
+A project imported from images with masks keeps its class map's machine colours (the project's
+custom data "masks", see `MachineColors` and docs/formats/masks.md): the JSON lists them as the map
+did, and `masks_machine/` paints them, as RGB PNGs when a colour is not gray.
+
 Drawing follows the app: every object is drawn (lines, points, graph edges and cuboids with
 thickness 2); in `masks_machine` objects are painted largest first, so small ones stay on top
 (area = raster pixel count for area shapes, 0 for lines, points, graphs and cuboids, which
@@ -18,12 +22,14 @@ masks are 16-bit gray (class indices would overflow 8 bits).
 Names: a mask is named after its image's stem (`a.jpg` -> `a.png`, as the app does), unless
 another image of the dataset has the same stem: then both keep their full name (`a.jpg.png`,
 `a.png.png`), so masks of `a.jpg` and `a.png` stay distinct. Instance masks of one image are
-`<class>.png`, then `<class>_01.png`, `<class>_02.png`, ... in object order.
+`<class>.png`, then `<class>_01.png`, `<class>_02.png`, ... in object order (a number whose name
+is another class's file name, `car_01.png` of a class `car_01`, is skipped: the file name says
+the class).
 
 Sizes: the machine and human PNGs use stored (uncompressed) deflate blocks, so each file's size
 follows from the image's width and height alone; `ls -l` of 10,000 masks renders none of them,
 and listing them needs only the image list. Pixels are rendered when read, once per version
-(image, annotation update, meta), through the render cache. Instance masks (one per object,
+(image, annotation update, meta, machine colours), through the render cache. Instance masks (one per object,
 mostly zeros) store only the rows of a window around the object (its coordinates' extent plus the
 stroke's reach) and code the zeros around it as runs (`fixedsize.encode_window_png`), so masks/
 does not grow to tens of times the images and their sizes, too, follow from the annotation alone.
@@ -31,13 +37,16 @@ does not grow to tens of times the images and their sizes, too, follow from the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
 
+from slyfs.formats.importing import BACKGROUND_NAMES
 from slyfs.formats.masks.layout import MACHINE_COLORS, MASKS_HUMAN, MASKS_INSTANCES, MASKS_MACHINE
 from slyfs.formats.project import (
     AnnotatedFile,
@@ -72,24 +81,88 @@ from slyfs.vfs.nodes import DirNode, IndexedDir, Node, StaticDir, unique_names
 # ---- pure functions --------------------------------------------------------------------------------
 
 
-def machine_colors(meta: ProjectMeta) -> dict[str, list[int]]:
-    return {c.title: [i, i, i] for i, c in enumerate(meta.classes, start=1)}
+@dataclass(frozen=True, eq=False)
+class MachineColors:
+    """The machine masks' values: per class its colour in `obj_class_to_machine_color.json` and in
+    `masks_machine/`. By default [i, i, i], i = 1..N in meta order, written as gray PNGs (16-bit past
+    255 classes). A project imported from masks keeps the colours its class map gave (the project's
+    custom data "masks", in the map's order, background entries included): then any colour that is not
+    gray makes the machine masks RGB, and a background entry's colour fills what no object covers.
+    Classes added since get the smallest gray values no other class has."""
+
+    entries: tuple[tuple[str, tuple[int, int, int]], ...]  # the JSON's entries, in order
+    values: dict[str, tuple[int, int, int]]  # class title -> colour
+    background: tuple[int, int, int]
+    rgb: bool  # colours: RGB PNGs; else gray (the first channel), 16-bit if one exceeds 255
+    key: str  # part of the machine masks' version key
+
+    @classmethod
+    def of(cls, meta: ProjectMeta, custom_data: Any = None) -> MachineColors:
+        raw = custom_data.get("masks") if isinstance(custom_data, dict) else None
+        carried = raw.get("machine_colors") if isinstance(raw, dict) else None
+        titles = {c.title for c in meta.classes}
+        entries: dict[str, tuple[int, int, int]] = {}
+        background = (0, 0, 0)
+        for pair in carried if isinstance(carried, list) else []:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                    and isinstance(pair[1], list) and len(pair[1]) == 3
+                    and all(type(v) is int and 0 <= v <= 65535 for v in pair[1])):
+                continue
+            if not pair[1][0] == pair[1][1] == pair[1][2] and max(pair[1]) > 255:
+                continue  # colours are 8-bit; only a gray value (an index) may be wider
+            name, color = pair[0], (pair[1][0], pair[1][1], pair[1][2])
+            if name in entries or color in entries.values():
+                continue
+            if name in titles:
+                entries[name] = color
+            elif name.lower() in BACKGROUND_NAMES:
+                entries[name] = background = color
+        used = {c[0] for c in entries.values() if c[0] == c[1] == c[2]}
+        values = {t: c for t, c in entries.items() if t in titles}
+        nxt = 1
+        for c in meta.classes:
+            if c.title in values:
+                continue
+            while nxt in used:
+                nxt += 1
+            values[c.title] = entries[c.title] = (nxt, nxt, nxt)
+            used.add(nxt)
+        rgb = any(not c[0] == c[1] == c[2] for c in entries.values())
+        key = hashlib.sha1(json.dumps([list(entries.items()), rgb]).encode()).hexdigest()[:16]
+        return cls(tuple(entries.items()), values, background, rgb, key)
+
+    @property
+    def bits(self) -> int:
+        return 8 if self.rgb or max((c[0] for _, c in self.entries), default=0) <= 255 else 16
+
+    def dtype(self) -> type[np.unsignedinteger[Any]]:
+        return np.uint16 if self.bits == 16 else np.uint8
 
 
-def machine_colors_json(meta: ProjectMeta) -> bytes:
-    return json.dumps(machine_colors(meta), indent=2).encode()
+def machine_colors(meta: ProjectMeta, custom_data: Any = None) -> dict[str, list[int]]:
+    return {name: list(color) for name, color in MachineColors.of(meta, custom_data).entries}
+
+
+def machine_colors_json(meta: ProjectMeta, custom_data: Any = None) -> bytes:
+    return json.dumps(machine_colors(meta, custom_data), indent=2).encode()
 
 
 def machine_dtype(meta: ProjectMeta) -> type[np.unsignedinteger[Any]]:
-    return np.uint16 if len(meta.classes) > 255 else np.uint8
+    return MachineColors.of(meta).dtype()
 
 
-def machine_mask(ann: Annotation | None, meta: ProjectMeta, height: int, width: int) -> np.ndarray:
-    """Class index per pixel (1..N in meta order; 0 background), larger objects painted first."""
-    index = {c.title: i for i, c in enumerate(meta.classes, start=1)}
+def machine_mask(ann: Annotation | None, meta: ProjectMeta, height: int, width: int,
+                 colors: MachineColors | None = None) -> np.ndarray:
+    """The machine mask: per pixel its class's value (gray: H x W; RGB colours: H x W x 3), the
+    background's where no object is; larger objects painted first."""
+    colors = colors or MachineColors.of(meta)
     items = largest_first(rasters(ann, height, width))
-    canvas = np.zeros((height, width), dtype=machine_dtype(meta))
-    return paint(canvas, items, [index[obj.class_title] for obj, *_ in items])
+    if colors.rgb:
+        canvas = np.empty((height, width, 3), dtype=np.uint8)
+        canvas[:] = colors.background
+        return paint(canvas, items, [colors.values[obj.class_title] for obj, *_ in items])
+    canvas = np.full((height, width), colors.background[0], dtype=colors.dtype())
+    return paint(canvas, items, [colors.values[obj.class_title][0] for obj, *_ in items])
 
 
 def human_mask(image: np.ndarray, ann: Annotation | None, meta: ProjectMeta) -> np.ndarray:
@@ -124,14 +197,17 @@ def instance_mask(obj: AnnObject | None, height: int, width: int) -> np.ndarray:
     return out
 
 
-def instance_names(class_titles: list[str]) -> list[str]:
-    """`car.png`, `car_01.png`, `car_02.png`, ...: the app's free-name rule, per image."""
+def instance_names(class_titles: list[str], all_titles: Iterable[str] = ()) -> list[str]:
+    """`car.png`, `car_01.png`, `car_02.png`, ...: the app's free-name rule, per image; a numbered name
+    that is another class's own file name (a class titled `car_01`) is skipped, so that the importer,
+    which takes a file whose stem is a class title for that class, gives every mask its own class."""
+    reserved = {f"{escape_name(t)}.png" for t in (*all_titles, *class_titles)}
     taken: set[str] = set()
     out = []
     for title in class_titles:
         base = escape_name(title)
         name, n = f"{base}.png", 1
-        while name in taken:
+        while name in taken or (n > 1 and name in reserved):
             name, n = f"{base}_{n:02d}.png", n + 1
         taken.add(name)
         out.append(name)
@@ -146,8 +222,9 @@ def mask_names(images: Iterable[ImageInfo]) -> list[str]:
 # ---- rendering one file (module-level: nodes keep ids and versions, see formats.project) ----------
 
 
-def render_machine(info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta, dims: tuple[int, int]) -> bytes:
-    return encode_png(machine_mask(parse_annotation(info, meta, image), meta, *dims))
+def render_machine(info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta, dims: tuple[int, int],
+                   colors: MachineColors | None = None) -> bytes:
+    return encode_png(machine_mask(parse_annotation(info, meta, image), meta, *dims, colors))
 
 
 def render_human(ctx: ViewContext, info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta,
@@ -188,16 +265,17 @@ def object_titles(info: AnnotationInfo | None) -> list[str]:
     return [str(o.get("classTitle", "")) if isinstance(o, dict) else "" for o in objects]
 
 
-def _machine_size(bits: int, height: int, width: int) -> int:
-    return png_size(width, height, 1, bits)
+def _machine_size(channels: int, bits: int, height: int, width: int) -> int:
+    return png_size(width, height, channels, bits)
 
 
 def _human_size(height: int, width: int) -> int:
     return png_size(2 * width, height, 3)
 
 
-def _machine(meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo, dims: tuple[int, int]) -> bytes:
-    return render_machine(info, image, meta, dims)
+def _machine(meta: ProjectMeta, colors: MachineColors, info: AnnotationInfo | None, image: ImageInfo,
+             dims: tuple[int, int]) -> bytes:
+    return render_machine(info, image, meta, dims, colors)
 
 
 def _human(ctx: ViewContext, meta: ProjectMeta, info: AnnotationInfo | None, image: ImageInfo,
@@ -232,15 +310,16 @@ class MasksProjectDir(IndexedDir):
     def build(self) -> list[Node]:
         inputs = project_inputs(self.ctx, self.project)
         meta_bytes = sdk_json(self.ctx.platform.meta(self.project.id))
-        colors = machine_colors_json(inputs.meta)
+        colors = MachineColors.of(inputs.meta, self.project.custom_data)
         nodes: list[Node] = [TextFile("meta.json", meta_bytes, self.mtime),
-                             TextFile(MACHINE_COLORS, colors, self.mtime)]
-        nodes += [MasksDatasetDir(self.ctx, ds, inputs) for ds in inputs.tree.get(None, [])]
+                             TextFile(MACHINE_COLORS, machine_colors_json(inputs.meta, self.project.custom_data),
+                                      self.mtime)]
+        nodes += [MasksDatasetDir(self.ctx, ds, inputs, colors) for ds in inputs.tree.get(None, [])]
         return nodes
 
 
 class MasksDatasetDir(StaticDir):
-    def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs) -> None:
+    def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs, colors: MachineColors) -> None:
         mtime = parse_time(ds.updated_at)
         kids = inputs.tree.get(ds.id, [])
 
@@ -248,12 +327,13 @@ class MasksDatasetDir(StaticDir):
             nodes: list[Node] = [
                 SlyImages(ctx, ds, mtime),
                 SlyAnns(ctx, ds, mtime),
-                MaskFilesDir(ctx, ds, inputs, mtime, MASKS_MACHINE),
-                MaskFilesDir(ctx, ds, inputs, mtime, MASKS_HUMAN),
+                MaskFilesDir(ctx, ds, inputs, mtime, MASKS_MACHINE, colors),
+                MaskFilesDir(ctx, ds, inputs, mtime, MASKS_HUMAN, colors),
                 InstancesDir(ctx, ds, inputs, mtime),
             ]
             if kids:
-                nodes.append(StaticDir("datasets", mtime, lambda: [MasksDatasetDir(ctx, k, inputs) for k in kids]))
+                nodes.append(StaticDir("datasets", mtime, lambda: [MasksDatasetDir(ctx, k, inputs, colors)
+                                                                     for k in kids]))
             return nodes
 
         super().__init__(escape_name(ds.name), mtime, make)
@@ -262,17 +342,19 @@ class MasksDatasetDir(StaticDir):
 class MaskFilesDir(IndexedDir):
     """`masks_machine/` or `masks_human/`: one PNG per image; listing needs only the images."""
 
-    def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs, mtime: float, kind: str) -> None:
-        super().__init__(kind, mtime, ctx, (kind, ds.id, inputs.meta_hash))
-        self.ds, self.inputs, self.kind = ds, inputs, kind
+    def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs, mtime: float, kind: str,
+                 colors: MachineColors) -> None:
+        super().__init__(kind, mtime, ctx, (kind, ds.id, inputs.meta_hash, colors.key))
+        self.ds, self.inputs, self.kind, self.colors = ds, inputs, kind, colors
 
     def build(self) -> list[Node]:
         ctx, meta = self.ctx, self.inputs.meta
         images = ctx.platform.images(self.ds.id)
-        key = (self.kind, self.inputs.meta_hash)
+        key = (self.kind, self.inputs.meta_hash, self.colors.key)
         if self.kind == MASKS_MACHINE:
-            bits = 16 if machine_dtype(meta) is np.uint16 else 8
-            kind = DerivedKind(ctx, key, partial(_machine_size, bits), partial(_machine, meta))
+            colors = self.colors
+            size = partial(_machine_size, 3 if colors.rgb else 1, colors.bits)
+            kind = DerivedKind(ctx, key, size, partial(_machine, meta, colors))
         else:
             kind = DerivedKind(ctx, key, _human_size, partial(_human, ctx, meta))
         return [ImageDerivedFile(name, kind, image, row)
@@ -322,7 +404,8 @@ class InstanceFolder(DirNode):
         dims = frame_size(image, info)
         mtime = ann_mtime(image, info)
         files: list[Node] = []
-        for index, file_name in enumerate(instance_names(object_titles(info))):
+        titles = [c.title for c in self.meta.classes]
+        for index, file_name in enumerate(instance_names(object_titles(info), titles)):
             size = None
             if dims is not None:
                 h, w = dims

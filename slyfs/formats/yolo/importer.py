@@ -21,27 +21,34 @@ a folder named `images` gives its parent's name, `train/images` -> `train`) or t
 sub-folders become nested datasets; a folder used by several splits (slyfs's view repeats train as val
 when there is no validation set) is imported once.
 
-Lines (normalised to the image size, which is the EXIF-turned size as Ultralytics uses it):
+Lines (normalised to the image size, which is the EXIF-turned size as Ultralytics uses it), one object each:
 - `cls cx cy w h` -> `rectangle` of the pixels whose centres lie inside the box (COCO's convention;
   slyfs's view writes exactly the inclusive pixel box, so it round-trips).
 - `cls x1 y1 x2 y2 ...` (>= 3 points) -> `polygon`, vertices moved to pixel indices as the COCO importer
   does (half a pixel inwards); a class whose polygons are all axis-aligned 4-corner boxes gets
   `rectangle`s instead (the view's segment task writes rectangles that way).
-- pose `cls cx cy w h x1 y1 [v1] ...` -> `graph` with K nodes (keys from `kpt_names`, else 1..K;
-  v=0 or (0, 0) omitted, v=1 disabled, v=2 visible; coordinates floored to the pixel they fall in) and
-  its box as a `rectangle` of `<name>_bbox`, both sharing an `instance` key.
+- pose `cls cx cy w h x1 y1 [v1] ...` -> one `graph` with K nodes (keys from `kpt_names`, else 1..K;
+  v=0 or (0, 0) omitted, v=1 disabled, v=2 visible; coordinates floored to the pixel they fall in); the
+  box is the line's, kept with it (below).
 - OBB `cls x1 y1 x2 y2 x3 y3 x4 y4` -> `oriented_bbox` (size from the first two sides, angle of the
   first side, clockwise positive as in image coordinates).
+Every object keeps the values of its line (`{"yolo": {"line": [...]}}` in its JSON, see labels.py): the
+yolo/ view writes them back while the object is unchanged, so coordinates survive to the last decimal
+the view writes and a pose line keeps its box.
 Class index -> name is computed once for the project from `names`; an index outside it, a value outside
 [0, 1], a wrong value count or a non-number is a Problem naming the label file and line.
-A name used with several shapes becomes one class per shape (`car`, `car_bbox`, ...; see formats/objects.py).
+
+Classes: one per name, in index order, unused ones too; its shape is the one its lines make (`any` if
+they make several: boxes and polygons of one name stay one class). The project's custom data keeps
+under "yolo" what the meta has no field for (see docs/formats/yolo.md): the class indices (gaps
+included) and whether `names` was a list or a mapping, which top-level datasets each split named, the
+task, the yaml's key order and its other keys (`kpt_shape`, `flip_idx`, `kpt_names`, `download`, ...).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +70,16 @@ from slyfs.formats.importing import (
     rel,
     walk,
 )
-from slyfs.formats.objects import ClassTable, graph_config, obj
-from slyfs.model.pixels import pixel_box, pixel_ring
+from slyfs.formats.objects import class_json, graph_config, obj
+from slyfs.formats.yolo.labels import (
+    LINE_KEY,
+    box_points,
+    corner_box_points,
+    is_axis_box,
+    obb_fields,
+    polygon_points,
+    pose_nodes,
+)
 from slyfs.vfs.names import unescape_name, unique
 
 FORMAT = "yolo"
@@ -73,7 +88,6 @@ CLASS_LISTS = ("classes.txt", "obj.names")
 SPLITS = ("train", "val", "test")
 _MAX_YAML = 1 << 20
 _MAX_LABEL = 64 << 20
-_INSTANCE_NS = uuid.UUID("3e1f0c6a-71d2-4f0e-9a55-2c0b7d9e8f41")
 
 
 # ---- finding the yaml -------------------------------------------------------------------------------------
@@ -162,6 +176,13 @@ class _Spec:
     task: str = "detect"  # detect (boxes and/or polygons), pose, obb
     kpt: tuple[int, int] = (0, 0)
     kpt_names: list[str] | None = None
+    names_form: str = "list"  # how `names` was written: "list" or "dict"
+    keys: list[str] = field(default_factory=list)  # the yaml's keys in file order
+    extra: dict[str, Any] = field(default_factory=dict)  # its keys slyfs has no field for, as parsed
+
+
+# The yaml keys the import reads into the project itself; any other is kept as it was (custom data).
+READ_KEYS = ("path", "train", "val", "test", "names", "nc")
 
 
 def _names(raw: Any, where: str, problems: ProblemList) -> dict[int, str]:
@@ -205,7 +226,8 @@ def _spec_from_yaml(path: Path, doc: dict[str, Any], where: str, problems: Probl
     nc = doc.get("nc")
     if nc is not None and (not isinstance(nc, int) or isinstance(nc, bool) or nc != len(names)) and names:
         problems.add(Problem(where, f"nc is {nc!r} but names lists {len(names)} classes"))
-    spec = _Spec(names, where)
+    spec = _Spec(names, where, names_form="dict" if isinstance(doc.get("names"), dict) else "list",
+                 keys=[str(k) for k in doc], extra={str(k): v for k, v in doc.items() if k not in READ_KEYS})
     hint = f"{path.parent.name} {path.stem}".lower()
     task = str(doc.get("task") or "").lower()
     if "kpt_shape" in doc:
@@ -297,7 +319,8 @@ def _folder_groups(top: Path, name: tuple[str, ...], images_root: Path | None = 
 
 
 def _splits_from_yaml(path: Path, doc: dict[str, Any], root: Path, folder: Path, problems: ProblemList,
-                      warnings: list[Problem]) -> list[_Group]:
+                      warnings: list[Problem], splits: dict[str, list[str]]) -> list[_Group]:
+    """The datasets the yaml's splits name; `splits` gets, per split, the top-level dataset names in order."""
     where = rel(path, folder)
     base = path.parent
     raw_path = doc.get("path")
@@ -310,7 +333,7 @@ def _splits_from_yaml(path: Path, doc: dict[str, Any], root: Path, folder: Path,
             warnings.append(Problem(where, f"path {raw_path!r} is not a folder inside the import; the folders "
                                     "are looked up next to the yaml instead"))
     groups: list[_Group] = []
-    used: set[str] = set()
+    used: dict[str, str] = {}  # real path -> dataset name
     taken: set[str] = set()
     listed = False
     for split in SPLITS:
@@ -329,10 +352,10 @@ def _splits_from_yaml(path: Path, doc: dict[str, Any], root: Path, folder: Path,
                 continue
             key = os.path.realpath(target)
             if key in used:
+                splits.setdefault(split, []).append(used[key])
                 continue
-            used.add(key)
-            name = _group_name(target)
-            unique_name = unique(name, taken)
+            unique_name = used[key] = unique(_group_name(target), taken)
+            splits.setdefault(split, []).append(unique_name)
             if target.is_dir():
                 found = _folder_groups(target, (unique_name,))
                 if not found:
@@ -474,105 +497,52 @@ def _index_range(spec: _Spec) -> str:
     return ", ".join(map(str, keys[:10])) + (" ..." if len(keys) > 10 else "")
 
 
-def _axis_box(vals: list[float]) -> bool:
-    """Whether a polygon is 4 corners of an axis-aligned box (each side moves along exactly one axis)."""
-    if len(vals) != 8:
-        return False
-    xs, ys = vals[0::2], vals[1::2]
-    if len(set(xs)) != 2 or len(set(ys)) != 2:
-        return False
-    return all((xs[i] == xs[(i + 1) % 4]) != (ys[i] == ys[(i + 1) % 4]) for i in range(4))
-
-
-def _snap(v: float) -> float:
-    """Values a writer derived from half-pixel positions come back as such (6 decimals lose the rest)."""
-    r = round(v * 2) / 2
-    return r if abs(v - r) < 2e-3 else v
-
-
 # ---- converting one image ---------------------------------------------------------------------------------
 
 
 @dataclass
 class _Context:
     spec: _Spec
-    table: ClassTable
+    titles: dict[int, str]  # class index -> class title
     box_polygons: set[int]  # classes whose polygons are all axis-aligned boxes: rectangles
     node_keys: list[str]
     folder: Path
 
 
-def _objects(lines: list[_Line], ctx: _Context, h: int, w: int, item: ImportedImage, where: str,
-             key: str) -> list[dict[str, Any]]:
+def _objects(lines: list[_Line], ctx: _Context, h: int, w: int, item: ImportedImage,
+             where: str) -> list[dict[str, Any]]:
+    """One object per line, carrying the line's values (labels.LINE_KEY); lines with no pixel in the
+    image are dropped with a warning."""
     out: list[dict[str, Any]] = []
-    names = ctx.spec.names
 
     def warn(line: _Line, what: str) -> None:
         item.warnings.append(Problem(where, f"line {line.lineno}: {what} lies outside the {w}x{h} image; dropped"))
 
     for line in lines:
-        name = names[line.cls]
+        title = ctx.titles[line.cls]
         v = line.values
-        if line.kind in ("box", "pose"):
-            cx, cy, bw, bh = (x * s for x, s in zip(v[:4], (w, h, w, h), strict=True))
-            box = pixel_box(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, h, w)
-            if line.kind == "box":
-                if box is None:
-                    warn(line, "box")
-                else:
-                    out.append(obj(ctx.table.title(name, "rectangle"), {"points": {"exterior": box, "interior": []}},
-                                   "rectangle"))
-                continue
-            k, d = ctx.spec.kpt
-            nodes: dict[str, Any] = {}
-            for i in range(k):
-                x, y = v[4 + i * d], v[5 + i * d]
-                vis = v[6 + i * d] if d == 3 else (0.0 if x == 0 and y == 0 else 2.0)
-                if vis == 0:
-                    continue
-                loc = [min(math.floor(x * w), w - 1), min(math.floor(y * h), h - 1)]
-                nodes[ctx.node_keys[i]] = {"loc": loc, "disabled": True} if vis == 1 else {"loc": loc}
-            instance = uuid.uuid5(_INSTANCE_NS, f"{key}:{line.lineno}").hex
-            if nodes:
-                g = obj(ctx.table.title(name, "graph"), {"nodes": nodes}, "graph")
-                g["instance"] = instance
-                out.append(g)
-            if box is not None:
-                r = obj(ctx.table.title(name, "rectangle"), {"points": {"exterior": box, "interior": []}},
-                        "rectangle")
-                if nodes:
-                    r["instance"] = instance
-                out.append(r)
-            elif not nodes:
-                warn(line, "pose label")
+        made: dict[str, Any] | None = None
+        if line.kind == "box" or (line.kind == "polygon" and line.cls in ctx.box_polygons):
+            box = box_points(v, h, w) if line.kind == "box" else corner_box_points(v, h, w)
+            if box is None:
+                warn(line, "box")
+            else:
+                made = obj(title, {"points": {"exterior": box, "interior": []}}, "rectangle")
+        elif line.kind == "pose":
+            # the keypoints are the object; a line without a visible one is still the source's object
+            made = obj(title, {"nodes": pose_nodes(v, ctx.node_keys, ctx.spec.kpt[1], h, w)}, "graph")
         elif line.kind == "polygon":
-            xs = [_snap(x * w) for x in v[0::2]]
-            ys = [_snap(y * h) for y in v[1::2]]
-            if line.cls in ctx.box_polygons:
-                box = pixel_box(min(xs), min(ys), max(xs), max(ys), h, w)
-                if box is None:
-                    warn(line, "box")
-                else:
-                    out.append(obj(ctx.table.title(name, "rectangle"), {"points": {"exterior": box, "interior": []}},
-                                   "rectangle"))
-                continue
-            if max(xs) <= 0 or max(ys) <= 0 or min(xs) >= w or min(ys) >= h:
+            ring = polygon_points(v, h, w)
+            if ring is None:
                 warn(line, "polygon")
-                continue
-            ring = pixel_ring(xs, ys)
-            out.append(obj(ctx.table.title(name, "polygon"), {"points": {"exterior": ring, "interior": []}},
-                           "polygon"))
+            else:
+                made = obj(title, {"points": {"exterior": ring, "interior": []}}, "polygon")
         else:  # obb
-            xs = [x * w for x in v[0::2]]
-            ys = [y * h for y in v[1::2]]
-            side_w = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
-            side_h = math.hypot(xs[2] - xs[1], ys[2] - ys[1])
-            angle = math.atan2(ys[1] - ys[0], xs[1] - xs[0])
-            cx, cy = sum(xs) / 4, sum(ys) / 4
-            left, top = round(cx - side_w / 2), round(cy - side_h / 2)
-            right, bottom = max(round(cx + side_w / 2) - 1, left), max(round(cy + side_h / 2) - 1, top)
-            out.append(obj(ctx.table.title(name, "oriented_bbox"),
-                           {"points": [[left, top], [right, bottom]], "angle": angle}, "oriented_bbox"))
+            points, angle = obb_fields(v, h, w)
+            made = obj(title, {"points": points, "angle": angle}, "oriented_bbox")
+        if made is not None:
+            made[LINE_KEY] = {"line": v}
+            out.append(made)
     return out
 
 
@@ -588,7 +558,7 @@ def _item(image: Path, label: Path, name: str, ctx: _Context) -> ImportedImage:
     w, h = (facts.height, facts.width) if facts.exif_rotated else (facts.width, facts.height)
     lines, problems = _parse_labels(label, ctx.spec, where)
     item.problems.extend(problems)
-    objects = _objects(lines, ctx, h, w, item, where, f"{image}")
+    objects = _objects(lines, ctx, h, w, item, where)
     item.annotation = {"description": "", "size": {"height": h, "width": w}, "tags": [], "objects": objects,
                        "customBigData": {}}
     return item
@@ -597,11 +567,57 @@ def _item(image: Path, label: Path, name: str, ctx: _Context) -> ImportedImage:
 # ---- the project ------------------------------------------------------------------------------------------
 
 
+SHAPE_OF = {"box": "rectangle", "box polygon": "rectangle", "polygon": "polygon", "pose": "graph",
+            "obb": "oriented_bbox"}
+
+
+def _classes(spec: _Spec, groups: list[_Group]) -> tuple[list[dict[str, Any]], set[int], list[str]]:
+    """The meta's classes, one per name in index order (a name whose lines make several shapes is an `any`
+    class); the classes whose polygons are all boxes; the graph node keys. One pass over the label files."""
+    seen: dict[int, set[str]] = {i: set() for i in spec.names}
+    for g in groups:
+        for _, label in g.pairs:
+            for ln in _parse_labels(label, spec, "")[0]:
+                seen[ln.cls].add("box polygon" if ln.kind == "polygon" and is_axis_box(ln.values) else ln.kind)
+    box_polygons = {c for c, found in seen.items() if "box polygon" in found and "polygon" not in found}
+    polygons = any(found & {"polygon", "box polygon"} for found in seen.values())
+    default = {"pose": "graph", "obb": "oriented_bbox"}.get(spec.task, "polygon" if polygons else "rectangle")
+    node_keys = spec.kpt_names or [str(i + 1) for i in range(spec.kpt[0])]
+    classes = []
+    for i, name in spec.names.items():
+        found = seen[i]
+        if "box polygon" in found and i not in box_polygons:  # drawn as polygons like the others of its class
+            found = (found - {"box polygon"}) | {"polygon"}
+        shapes = {SHAPE_OF[f] for f in found} or {default}
+        shape = shapes.pop() if len(shapes) == 1 else "any"
+        config = graph_config(node_keys, owner=name) if shape == "graph" else None
+        classes.append(class_json(name, shape, config=config))
+    return classes, box_polygons, node_keys
+
+
+def _custom_data(spec: _Spec, task: str, splits: dict[str, list[str]]) -> dict[str, Any]:
+    """What the yolo/ view needs to write the dataset back as it was (docs/formats/yolo.md)."""
+    out: dict[str, Any] = {"names": [[i, n] for i, n in spec.names.items()], "names_form": spec.names_form,
+                           "task": task}
+    if splits:
+        out["splits"] = splits
+    if spec.keys:
+        out["keys"] = spec.keys
+    if spec.extra:
+        # as YAML text: JSON would turn integer keys (`kpt_names: {0: [...]}`) into strings
+        try:
+            out["extra_yaml"] = yaml.safe_dump(spec.extra, sort_keys=False, allow_unicode=True)
+        except yaml.YAMLError:  # a value YAML cannot write back (safe_load never makes one; be sure)
+            pass
+    return {FORMAT: out}
+
+
 def convert(folder: Path) -> ImportedProject:
     folder = Path(folder)
     root = import_root(folder)
     problems = ProblemList()
     warnings: list[Problem] = []
+    splits: dict[str, list[str]] = {}
     yamls = _yaml_files(root)
     if len(yamls) > 1:
         shown = ", ".join(rel(p, folder) for p, _, _ in yamls)
@@ -615,7 +631,7 @@ def convert(folder: Path) -> ImportedProject:
         spec = _spec_from_yaml(path, doc, where, problems)
         if problems:
             raise ImportFailed(problems.result())
-        groups = _splits_from_yaml(path, doc, root, folder, problems, warnings)
+        groups = _splits_from_yaml(path, doc, root, folder, problems, warnings, splits)
     else:
         names_file = _class_list(root)
         if names_file is None:
@@ -635,40 +651,14 @@ def convert(folder: Path) -> ImportedProject:
     groups = [g for g in groups if g.pairs]
     if not groups and not problems:
         raise ImportFailed([Problem("", "the YOLO dataset lists no images")])
+    with_images = {g.path[0] for g in groups}
+    splits = {k: [n for n in names if n in with_images] for k, names in splits.items()}
+    splits = {k: names for k, names in splits.items() if names}
 
-    # One pass over the label files for what the meta needs: which shapes each class uses.
-    table = ClassTable()
-    seen: dict[int, set[str]] = {i: set() for i in spec.names}
-    for g in groups:
-        for _, label in g.pairs:
-            for ln in _parse_labels(label, spec, "")[0]:
-                kind = ln.kind
-                if kind == "polygon" and _axis_box(ln.values):
-                    kind = "box polygon"
-                seen[ln.cls].add(kind)
-    all_boxes = {c for c, found in seen.items() if "box polygon" in found and "polygon" not in found}
-    polygons = any(found & {"polygon", "box polygon"} for found in seen.values())
-    default = {"pose": "graph", "obb": "oriented_bbox"}.get(spec.task, "polygon" if polygons else "rectangle")
-    shape_of = {"box": "rectangle", "box polygon": "rectangle", "polygon": "polygon", "obb": "oriented_bbox"}
-    kinds: dict[int, set[str]] = {}
-    for c, found in seen.items():
-        kinds[c] = {shape_of[f] for f in found if f != "pose"} | ({"graph", "rectangle"} if "pose" in found else set())
-        if "box polygon" in found and c not in all_boxes:  # drawn as polygons like the others
-            kinds[c].add("polygon")
-            if not found & {"box", "pose"}:
-                kinds[c].discard("rectangle")
-    k = spec.kpt[0]
-    node_keys = spec.kpt_names or [str(i + 1) for i in range(k)]
-    configs = {}
-    for i, name in spec.names.items():
-        for kind in sorted(kinds[i]) or [default]:
-            table.add(name, kind)
-        if spec.task == "pose":
-            table.add(name, "graph")
-            configs[(name, "graph")] = graph_config(node_keys, owner=name)
-    order = ("graph", "rectangle") if spec.task == "pose" else None
-    classes = table.build(configs, order=order)
-    ctx = _Context(spec, table, all_boxes, node_keys, folder)
+    classes, box_polygons, node_keys = _classes(spec, groups)
+    ctx = _Context(spec, dict(spec.names), box_polygons, node_keys, folder)
+    task = spec.task if spec.task in ("pose", "obb") else (
+        "segment" if any(c["shape"] in ("polygon", "any") for c in classes) or box_polygons else "detect")
     datasets = []
     for g in groups:
         def items(g: _Group = g) -> Iterator[ImportedImage]:
@@ -679,7 +669,8 @@ def convert(folder: Path) -> ImportedProject:
         datasets.append(ImportedDataset(g.path, items, len(g.pairs)))
     _orphans(groups, root, folder, warnings)
     meta = {"classes": classes, "tags": [], "projectType": "images"}
-    return ImportedProject(FORMAT, meta, datasets, warnings=warnings, problems=problems.result())
+    return ImportedProject(FORMAT, meta, datasets, warnings=warnings, problems=problems.result(),
+                           custom_data=_custom_data(spec, task, splits))
 
 
 def _orphans(groups: list[_Group], root: Path, folder: Path, warnings: list[Problem]) -> None:
