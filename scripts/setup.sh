@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-wanted=(fuse3 libfuse3-dev pkg-config gcc rsync)
+# postgresql: the team store's tests run a throw-away cluster from its binaries (tests/helpers/services.py)
+wanted=(fuse3 libfuse3-dev pkg-config gcc rsync postgresql)
 # Debian's python3 needs its headers and venv module; a pyenv or image Python brings its own.
 if ! command -v python3 >/dev/null || [ "$(command -v python3)" = /usr/bin/python3 ]; then
   wanted+=(python3 python3-dev python3-venv)
@@ -27,9 +28,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.slyfs-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "== installing slyfs with its test extras into .venv"
+  echo "== installing slyfs with its test and team-store extras into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test,team]'
   touch "$stamp"
 fi
 

@@ -87,8 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unmount", help="unmount MOUNTPOINT (also a dead mount)")
     u.add_argument("mountpoint", type=Path)
 
-    s = sub.add_parser("serve", help="serve a local store over the Supervisely HTTP API")
+    s = sub.add_parser("serve", help="serve a store over the Supervisely HTTP API")
     s.add_argument("--store", type=Path, help="store directory (default: $SLYFS_STORE or ~/.local/share/slyfs)")
+    s.add_argument("--db", default=os.environ.get("SLYFS_DB"),
+                   help="database URL: postgresql://USER:PW@HOST:PORT/DB or sqlite:///FILE (else $SLYFS_DB;"
+                        " with --blobs, instead of --store)")
+    s.add_argument("--blobs", default=os.environ.get("SLYFS_BLOBS"),
+                   help="blob store URL: s3://BUCKET/PREFIX or file:///DIR (else $SLYFS_BLOBS);"
+                        " S3 credentials from the usual AWS_* variables")
+    s.add_argument("--s3-endpoint", default=os.environ.get("SLYFS_S3_ENDPOINT"),
+                   help="S3 endpoint URL for S3-compatible storage (SeaweedFS, MinIO; else $SLYFS_S3_ENDPOINT)")
+    s.add_argument("--blob-cache", type=Path, metavar="DIR",
+                   help="keep a bounded local copy of the object store's blobs this server reads (emptied on start)")
+    s.add_argument("--blob-cache-size", type=parse_size, default=parse_size("1G"), help="its bound, e.g. 1G")
+    s.add_argument("--gc", action="store_true",
+                   help="remove blobs no image uses and blobs of interrupted uploads, then exit")
+    s.add_argument("admin", nargs="*", metavar="COMMAND",
+                   help="manage the store instead of serving it: user add LOGIN | user list | token add LOGIN [NAME]"
+                        " | token list | token revoke ID | member set TEAM LOGIN ROLE | member remove TEAM LOGIN"
+                        " | team add NAME")
+    s.add_argument("--copy-from", type=Path, metavar="DIR",
+                   help="copy the embedded store in DIR into the empty store --db/--blobs name, then exit")
+    s.add_argument("--gc-grace", type=float, default=3600.0,
+                   help="with --gc: only blobs older than this many seconds (default 3600: never a live upload)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
     tokens = s.add_mutually_exclusive_group()
@@ -305,25 +326,55 @@ def read_token(args: argparse.Namespace) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from slyfs.platform.backends.sql import redact
     from slyfs.platform.base import PlatformError
     from slyfs.platform.local import default_store_dir
-    from slyfs.server import run_server
+    from slyfs.server import administer, collect_garbage, copy_into, run_server
 
+    urls = {"db_url": args.db, "blobs_url": args.blobs, "s3_endpoint": args.s3_endpoint}
+    store_dir = None if (args.db or args.blobs) else (args.store or default_store_dir())
+    if args.gc:
+        setup_logging(args.verbose, None)
+        try:
+            removed = collect_garbage(store_dir, grace=args.gc_grace, **urls)
+        except (PlatformError, ValueError) as e:
+            print(f"slyfs: {redact(str(e))}", file=sys.stderr)
+            return 1
+        print(f"removed {removed} unused blobs")
+        return 0
+    if args.admin:
+        setup_logging(args.verbose, None)
+        try:
+            administer(args.admin, store_dir, **urls)
+        except (PlatformError, ValueError) as e:
+            print(f"slyfs: {redact(str(e))}", file=sys.stderr)
+            return 1
+        return 0
+    if args.copy_from:
+        setup_logging(args.verbose, None)
+        if not (args.db and args.blobs):
+            print("slyfs: --copy-from needs --db and --blobs (the store to copy into)", file=sys.stderr)
+            return 2
+        try:
+            counts = copy_into(args.copy_from, **urls)
+        except (PlatformError, ValueError) as e:
+            print(f"slyfs: {redact(str(e))}", file=sys.stderr)
+            return 1
+        print("copied " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+        return 0
     try:
         token = read_token(args) or os.environ.get("SLYFS_SERVE_TOKEN") or os.environ.get("API_TOKEN")
     except OSError as e:
         print(f"slyfs: cannot read the token file {args.token_file}: {e.strerror}", file=sys.stderr)
         return 2
-    if not token:
-        print("slyfs: serve needs --token-file FILE (or --token, $SLYFS_SERVE_TOKEN, $API_TOKEN)", file=sys.stderr)
-        return 2
     setup_logging(args.verbose, token)
     try:
-        run_server(args.store or default_store_dir(), host=args.host, port=args.port, token=token,
-                   faults=args.faults, create=args.create, log_level="debug" if args.verbose else "info")
+        run_server(store_dir, host=args.host, port=args.port, token=token,
+                   faults=args.faults, create=args.create, log_level="debug" if args.verbose else "info",
+                   blob_cache=args.blob_cache, blob_cache_size=args.blob_cache_size, **urls)
     except (PlatformError, ValueError) as e:
-        print(f"slyfs: {e}", file=sys.stderr)
-        return 1
+        print(f"slyfs: {redact(str(e)) if args.db else e}", file=sys.stderr)
+        return 2 if not token and "needs an API token" in str(e) else 1
     return 0
 
 

@@ -1,4 +1,9 @@
-"""The embedded local store: SQLite (WAL) for records, content-addressed files for image bytes.
+"""The store behind the local backend and `slyfs serve`: records in a database, image bytes as blobs.
+
+The embedded store (the default) is SQLite (WAL) and content-addressed files in one data
+directory; a team's store runs the same rules on PostgreSQL and S3-compatible storage
+(`slyfs.platform.backends`: the databases and blob stores behind two small interfaces, so each
+rule here has one copy). The schema is migrated on open, one versioned path for both databases.
 
 Layout of the data directory:
 
@@ -7,8 +12,9 @@ Layout of the data directory:
     blobs/ab/abcdef...       image bytes, named by the hex SHA-256 of their content
     tmp/                     bytes being written; renamed into blobs/ once complete
 
-Crash safety: a blob file is complete before its row exists (write to tmp/, fsync, rename),
-and every multi-row change is one transaction. What a crash can leave behind is a file in
+Crash safety: a blob file (or object) is complete before its row exists (write to tmp/, fsync,
+rename), and every multi-row change is one transaction. Names and ids are decided by the
+database (unique constraints, transactions), never by a lock in this process. What a crash can leave behind is a file in
 tmp/, a blob file without a row, or a blob row no image uses; `collect_garbage` removes those
 once they are older than a grace period (so it never races a live writer in another process).
 
@@ -21,14 +27,14 @@ in pixel coordinates, as Supervisely Format files hold them (see slyfs.model.coo
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import io
 import json
 import os
+import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,8 @@ from slyfs.model.entities import (
     Workspace,
 )
 from slyfs.platform import links
+from slyfs.platform.backends.blobs import BlobStore, FileBlobs, hex_of
+from slyfs.platform.backends.sql import ConstraintError, Database, SqliteDatabase
 from slyfs.platform.base import NameConflict, NotFound, Platform, PlatformError, check_unique_names, content_hash
 
 SCHEMA = """
@@ -66,7 +74,7 @@ CREATE TABLE IF NOT EXISTS datasets(
     parent_id INTEGER REFERENCES datasets(id) ON DELETE CASCADE,
     name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS datasets_name ON datasets(project_id, IFNULL(parent_id, 0), name);
+CREATE UNIQUE INDEX IF NOT EXISTS datasets_name ON datasets(project_id, COALESCE(parent_id, 0), name);
 CREATE TABLE IF NOT EXISTS blobs(
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS images(
@@ -90,9 +98,44 @@ CREATE TABLE IF NOT EXISTS meta_ids(
     kind TEXT NOT NULL, name TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS meta_ids_project ON meta_ids(project_id, kind);
 """
-SCHEMA_VERSION = 1  # 1: figure ids in annotations, class/tag ids in metas
+# The project row as Project wants it; `{type}` is the database's JSON access to the meta's projectType.
+PROJECT_SQL = """
+    SELECT p.id, p.name, p.workspace_id, w.team_id, p.description, p.settings, p.custom_data,
+           p.created_at, p.updated_at, COALESCE({type}, 'images') AS type,
+           (SELECT COUNT(*) FROM datasets d WHERE d.project_id=p.id) AS datasets_count,
+           (SELECT COUNT(*) FROM images i JOIN datasets d ON i.dataset_id=d.id
+             WHERE d.project_id=p.id) AS images_count
+    FROM projects p JOIN workspaces w ON p.workspace_id=w.id
+"""
 META_ID_KINDS = (("classes", "class", "title"), ("tags", "tag", "name"))
 
+# Version 2: users with API tokens (stored as SHA-256 digests) and their roles in teams.
+SCHEMA_ACCOUNTS = """
+CREATE TABLE IF NOT EXISTS users(
+    id INTEGER PRIMARY KEY, login TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL UNIQUE, name TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, revoked_at TEXT);
+CREATE TABLE IF NOT EXISTS members(
+    team_id INTEGER NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL, PRIMARY KEY(team_id, user_id));
+"""
+ROLES = ("admin", "developer", "annotator", "viewer")  # the platform's; a viewer only reads
+FIRST_WORKSPACE = "First Workspace"  # what the platform gives a new user's team
+# The team an entity belongs to, by kind: how a user's token is kept to its own teams.
+TEAM_OF = {
+    "team": "SELECT id FROM teams WHERE id=?",
+    "workspace": "SELECT team_id FROM workspaces WHERE id=?",
+    "project": "SELECT w.team_id FROM projects p JOIN workspaces w ON w.id=p.workspace_id WHERE p.id=?",
+    "dataset": "SELECT w.team_id FROM datasets d JOIN projects p ON p.id=d.project_id"
+               " JOIN workspaces w ON w.id=p.workspace_id WHERE d.id=?",
+    "image": "SELECT w.team_id FROM images i JOIN datasets d ON d.id=i.dataset_id JOIN projects p ON p.id=d.project_id"
+             " JOIN workspaces w ON w.id=p.workspace_id WHERE i.id=?",
+    "figure": "SELECT w.team_id FROM figures f JOIN images i ON i.id=f.image_id JOIN datasets d ON d.id=i.dataset_id"
+              " JOIN projects p ON p.id=d.project_id JOIN workspaces w ON w.id=p.workspace_id WHERE f.id=?",
+}
+NEW_FIGURE = "INSERT INTO figures(image_id) VALUES (?) RETURNING id"
 EMPTY_META: dict[str, Any] = {"classes": [], "tags": [], "projectType": "images"}
 GC_GRACE_SECONDS = 3600.0
 # Annotations are stored as compact JSON (ASCII, json.dumps's default): the mount serves the stored
@@ -108,10 +151,6 @@ def default_store_dir() -> Path:
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def hex_of(hash_b64: str) -> str:
-    return base64.b64decode(hash_b64).hex()
 
 
 def empty_annotation(height: int | None, width: int | None) -> dict[str, Any]:
@@ -139,65 +178,74 @@ def split_ext(name: str) -> str | None:
 
 
 class LocalStore(Platform):
-    """A Platform on a data directory. Safe for many threads and processes at once."""
+    """A Platform on a database and a blob store. Safe for many threads and processes at once.
 
-    def __init__(self, root: Path | str, *, create: bool = True, gc_grace: float = GC_GRACE_SECONDS) -> None:
-        self.root = Path(root)
-        self._blob_root = str(self.root / "blobs")
-        if not (self.root / "slyfs.db").exists() and not create:
-            raise PlatformError(
-                f"no slyfs store at {self.root} (create one with `slyfs demo --store {self.root}`)"
-            )
-        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
-        (self.root / "tmp").mkdir(exist_ok=True)
-        self._local = threading.local()
-        self._db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+    `LocalStore(root)` is the embedded store: SQLite at `<root>/slyfs.db`, blobs under `<root>/blobs`.
+    `LocalStore(database=..., blobs=...)` (see `slyfs.platform.backends.open_store`) runs the same
+    rules on PostgreSQL and S3-compatible storage, for any number of server processes at once.
+    """
+
+    def __init__(self, root: Path | str | None = None, *, create: bool = True, gc_grace: float = GC_GRACE_SECONDS,
+                 database: Database | None = None, blobs: BlobStore | None = None) -> None:
+        self.root = Path(root) if root is not None else None
+        if database is None or blobs is None:
+            if self.root is None:
+                raise ValueError("LocalStore needs a root directory, or both a database and a blob store")
+            if not (self.root / "slyfs.db").exists() and not create:
+                raise PlatformError(
+                    f"no slyfs store at {self.root} (create one with `slyfs demo --store {self.root}`)"
+                )
+        self.blobs = blobs or FileBlobs(self.root)  # type: ignore[arg-type]  # checked above
+        self.database = database or SqliteDatabase(self.root / "slyfs.db")  # type: ignore[operator]
+        self.location = str(self.root) if self.root is not None else f"{self.database.name} + {self.blobs.name}"
+        self._PROJECT_SQL = PROJECT_SQL.format(type=self.database.json_text("p.meta", "projectType"))
         self._migrate()
-        self.collect_garbage(gc_grace)
+        if database is None:  # the embedded store tidies on open; a team store by `slyfs serve --gc`
+            self.collect_garbage(gc_grace)
 
     # ---- connections -------------------------------------------------------------------------
     @property
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.root / "slyfs.db", timeout=30.0, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
-        return db
+    def _db(self) -> Any:
+        return self.database.reader()
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _write(self) -> Any:
+        return self.database.transaction()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self.database.close()
 
     def _migrate(self) -> None:
-        """Bring a store written by an older slyfs up to SCHEMA_VERSION (once; safe with many processes).
-
-        Version 1 gives the labels and meta classes/tags of existing projects the ids that new
-        writes assign, so the SDK can fetch alpha masks by figure id from an old store too.
-        """
-        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        """Bring the database up to the newest schema version, one migration after another, each in
+        one transaction with every other process kept out (once; safe with many servers starting)."""
+        if self.database.version(self._db) >= len(MIGRATIONS):
             return
         with self._write() as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-                return  # another process got here first
-            for row in db.execute("SELECT id, meta FROM projects").fetchall():
-                meta = self._with_meta_ids(db, row["id"], json.loads(row["meta"]))
-                db.execute("UPDATE projects SET meta=? WHERE id=?", (json.dumps(meta), row["id"]))
-            for row in db.execute("SELECT image_id, json FROM annotations").fetchall():
-                ann = self._with_figure_ids(db, row["image_id"], json.loads(row["json"]))
-                db.execute("UPDATE annotations SET json=? WHERE image_id=?",
-                           (json.dumps(ann, separators=COMPACT), row["image_id"]))
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.database.lock_for_migration(db)
+            version = self.database.version(db)  # another process may have got here first
+            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                step(self, db)
+                self.database.set_version(db, number)
 
-    def _one(self, sql: str, args: tuple[Any, ...], what: str) -> sqlite3.Row:
+    def _migration_1(self, db: Any) -> None:
+        """Version 1: the schema, and the ids new writes assign given to the labels and meta classes/tags
+        of existing projects (a store written before figure ids), so the SDK can fetch alpha masks by
+        figure id from an old store too."""
+        for statement in self.database.ddl(SCHEMA):
+            db.execute(statement)
+        for row in db.execute("SELECT id, meta FROM projects").fetchall():
+            meta = self._with_meta_ids(db, row["id"], json.loads(row["meta"]))
+            db.execute("UPDATE projects SET meta=? WHERE id=?", (json.dumps(meta), row["id"]))
+        for row in db.execute("SELECT image_id, json FROM annotations").fetchall():
+            ann = self._with_figure_ids(db, row["image_id"], json.loads(row["json"]))
+            db.execute("UPDATE annotations SET json=? WHERE image_id=?",
+                       (json.dumps(ann, separators=COMPACT), row["image_id"]))
+
+    def _migration_2(self, db: Any) -> None:
+        """Version 2: users, their tokens and their roles in teams."""
+        for statement in self.database.ddl(SCHEMA_ACCOUNTS):
+            db.execute(statement)
+
+    def _one(self, sql: str, args: tuple[Any, ...], what: str) -> Any:
         row = self._db.execute(sql, args).fetchone()
         if row is None:
             raise NotFound(f"{what} not found")
@@ -207,11 +255,11 @@ class LocalStore(Platform):
     def create_team(self, name: str, description: str = "") -> Team:
         ts = now_iso()
         with self._write() as db:
-            cur = db.execute(
-                "INSERT INTO teams(name, description, created_at, updated_at) VALUES (?,?,?,?)",
+            new_id = db.execute(
+                "INSERT INTO teams(name, description, created_at, updated_at) VALUES (?,?,?,?) RETURNING id",
                 (name, description, ts, ts),
-            )
-        return self.get_team(cur.lastrowid or 0)
+            ).fetchone()[0]
+        return self.get_team(new_id)
 
     def get_team(self, team_id: int) -> Team:
         return Team(**dict(self._one("SELECT * FROM teams WHERE id=?", (team_id,), f"team {team_id}")))
@@ -231,23 +279,17 @@ class LocalStore(Platform):
         ts = now_iso()
         with self._write() as db:
             self._exists(db, "teams", team_id)
-            cur = db.execute(
-                "INSERT INTO workspaces(team_id, name, description, created_at, updated_at) VALUES (?,?,?,?,?)",
+            new_id = db.execute(
+                "INSERT INTO workspaces(team_id, name, description, created_at, updated_at) VALUES (?,?,?,?,?)"
+                " RETURNING id",
                 (team_id, name, description, ts, ts),
-            )
-        return self.get_workspace(cur.lastrowid or 0)
+            ).fetchone()[0]
+        return self.get_workspace(new_id)
 
-    _PROJECT_SQL = """
-        SELECT p.id, p.name, p.workspace_id, w.team_id, p.description, p.settings, p.custom_data,
-               p.created_at, p.updated_at, COALESCE(json_extract(p.meta, '$.projectType'), 'images') AS type,
-               (SELECT COUNT(*) FROM datasets d WHERE d.project_id=p.id) AS datasets_count,
-               (SELECT COUNT(*) FROM images i JOIN datasets d ON i.dataset_id=d.id
-                 WHERE d.project_id=p.id) AS images_count
-        FROM projects p JOIN workspaces w ON p.workspace_id=w.id
-    """
+
 
     @staticmethod
-    def _project(row: sqlite3.Row) -> Project:
+    def _project(row: Any) -> Project:
         d = dict(row)
         d["settings"] = json.loads(d["settings"])
         d["custom_data"] = json.loads(d["custom_data"])
@@ -271,12 +313,12 @@ class LocalStore(Platform):
                 "SELECT 1 FROM projects WHERE workspace_id=? AND name=?", (workspace_id, name)
             ).fetchone():
                 raise NameConflict(f"project name {name!r} is already taken in workspace {workspace_id}", [name])
-            cur = db.execute(
+            new_id = db.execute(
                 "INSERT INTO projects(workspace_id, name, description, meta, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?) RETURNING id",
                 (workspace_id, name, description, json.dumps({**EMPTY_META, "projectType": project_type}), ts, ts),
-            )
-        return self.get_project(cur.lastrowid or 0)
+            ).fetchone()[0]
+        return self.get_project(new_id)
 
     def update_project_custom_data(self, project_id: int, custom_data: dict[str, Any]) -> Project:
         with self._write() as db:
@@ -302,7 +344,10 @@ class LocalStore(Platform):
         another server) are replaced, as the platform does.
         """
         with self._write() as db:
-            self._exists(db, "projects", project_id)
+            # the project's row stays locked to the end, so two servers' updates give ids in turn
+            lock = "SELECT 1 FROM projects WHERE id=?" + self.database.for_update()
+            if not db.execute(lock, (project_id,)).fetchone():
+                raise NotFound(f"project {project_id} not found")
             meta = self._with_meta_ids(db, project_id, meta)
             db.execute(
                 "UPDATE projects SET meta=?, updated_at=? WHERE id=?", (json.dumps(meta), now_iso(), project_id)
@@ -310,7 +355,7 @@ class LocalStore(Platform):
         return self.get_project_meta(project_id)
 
     @staticmethod
-    def _with_meta_ids(db: sqlite3.Connection, project_id: int, meta: dict[str, Any]) -> dict[str, Any]:
+    def _with_meta_ids(db: Any, project_id: int, meta: dict[str, Any]) -> dict[str, Any]:
         """A copy of `meta` whose classes and tag metas carry this project's ids (new ones where needed)."""
         out = dict(meta)
         for key, kind, name_key in META_ID_KINDS:
@@ -339,10 +384,10 @@ class LocalStore(Platform):
                 elif name in ids_by_name and ids_by_name[name] not in used:
                     item_id = ids_by_name[name]
                 else:
-                    cur = db.execute(
-                        "INSERT INTO meta_ids(project_id, kind, name) VALUES (?,?,?)", (project_id, kind, name)
-                    )
-                    item_id = cur.lastrowid or 0
+                    item_id = db.execute(
+                        "INSERT INTO meta_ids(project_id, kind, name) VALUES (?,?,?) RETURNING id",
+                        (project_id, kind, name),
+                    ).fetchone()[0]
                 used.add(item_id)
                 new_items.append(_with_id(item, item_id))
             out[key] = new_items
@@ -359,7 +404,7 @@ class LocalStore(Platform):
     """
 
     @staticmethod
-    def _dataset(row: sqlite3.Row) -> Dataset:
+    def _dataset(row: Any) -> Dataset:
         d = dict(row)
         d["items_count"] = d["images_count"]
         return Dataset(**d)
@@ -382,15 +427,15 @@ class LocalStore(Platform):
                 if parent is None or parent["project_id"] != project_id:
                     raise NotFound(f"parent dataset {parent_id} not found in project {project_id}")
             try:
-                cur = db.execute(
+                new_id = db.execute(
                     "INSERT INTO datasets(project_id, parent_id, name, description, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?)",
+                    " VALUES (?,?,?,?,?,?) RETURNING id",
                     (project_id, parent_id, name, description, ts, ts),
-                )
-            except sqlite3.IntegrityError as e:
+                ).fetchone()[0]
+            except (sqlite3.IntegrityError, ConstraintError) as e:
                 raise NameConflict(f"dataset name {name!r} is already taken", [name]) from e
             self._touch_project(db, project_id, ts)
-        return self.get_dataset(cur.lastrowid or 0)
+        return self.get_dataset(new_id)
 
     def remove_dataset(self, dataset_id: int) -> None:
         with self._write() as db:
@@ -401,18 +446,18 @@ class LocalStore(Platform):
 
     # ---- images ------------------------------------------------------------------------------
     _IMAGE_SQL = """
-        SELECT i.*, IFNULL(a.labels_count, 0) AS labels_count FROM images i
+        SELECT i.*, COALESCE(a.labels_count, 0) AS labels_count FROM images i
         LEFT JOIN annotations a ON a.image_id=i.id
     """
 
     @staticmethod
-    def _image_fields(row: sqlite3.Row) -> dict[str, Any]:
+    def _image_fields(row: Any) -> dict[str, Any]:
         d = dict(row)
         d["meta"] = {} if d["meta"] == "{}" else json.loads(d["meta"])
         return d
 
     @classmethod
-    def _image(cls, row: sqlite3.Row) -> ImageInfo:
+    def _image(cls, row: Any) -> ImageInfo:
         return ImageInfo(**cls._image_fields(row))
 
     def iter_images(self, dataset_id: int, page_size: int = 500) -> Iterator[ImageInfo]:
@@ -480,22 +525,24 @@ class LocalStore(Platform):
         return self._image(self._one(self._IMAGE_SQL + " WHERE i.id=?", (image_id,), f"image {image_id}"))
 
     def blob_path(self, hash_b64: str) -> Path:
-        return Path(self._blob_file(hash_b64))
-
-    def _blob_file(self, hash_b64: str) -> str:
-        h = hex_of(hash_b64)
-        return f"{self._blob_root}/{h[:2]}/{h}"
+        """The file of a blob (embedded store only: a team store's blobs are objects)."""
+        local = self.blobs.local_path(hash_b64)
+        if local is None:
+            raise PlatformError(f"blobs are in {self.blobs.name}, not in files")
+        return Path(local)
 
     def local_path(self, image: ImageInfo) -> str | None:
-        return self._blob_file(image.hash) if image.hash else None
+        return self.blobs.local_path(image.hash) if image.hash else None
 
     def read_image(self, image_id: int, offset: int = 0, size: int = -1) -> bytes:
         row = self._one("SELECT hash, link FROM images WHERE id=?", (image_id,), f"image {image_id}")
         if row["hash"]:
-            with open(self.blob_path(row["hash"]), "rb") as f:
-                f.seek(offset)
-                return f.read(size)
+            return self.blobs.read(row["hash"], offset, size)
         return links.read_range(row["link"], offset, size)
+
+    def stream_blob(self, hash_b64: str, first: int, count: int, piece: int) -> Iterator[bytes]:
+        """`count` bytes of a blob from `first`, in pieces (S3: one Range request, streamed)."""
+        return self.blobs.stream(hash_b64, first, count, piece)
 
     def existing_hashes(self, hashes: list[str]) -> set[str]:
         found: set[str] = set()
@@ -505,32 +552,23 @@ class LocalStore(Platform):
             found.update(r[0] for r in self._db.execute(f"SELECT hash FROM blobs WHERE hash IN ({marks})", chunk))
         return found
 
+    def blob_sizes(self, hashes: list[str]) -> dict[str, int]:
+        """hash -> size of the blobs stored among `hashes`."""
+        found: dict[str, int] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            rows = self._db.execute(f"SELECT hash, size FROM blobs WHERE hash IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((r[0], int(r[1])) for r in rows)
+        return found
+
     def upload_blobs(self, blobs: list[bytes]) -> list[str]:
-        """Store blobs durably: each written to a temporary file and fsynced before it is renamed
-        into place and recorded, all in one pass and one transaction - the fsyncs of a batch then
-        share the file system's journal commits instead of waiting for one each."""
+        """Store blobs durably, then record them (one transaction): a crash in between leaves a blob
+        without a row, never a row without its blob."""
         hashes = [content_hash(data) for data in blobs]
         unique = dict(zip(hashes, blobs, strict=True))
-        written: list[tuple[int, Path, Path]] = []
-        try:
-            for h, data in unique.items():
-                path = self.blob_path(h)
-                if path.exists():
-                    continue
-                tmp = self.root / "tmp" / f"{path.name}.{os.getpid()}.{threading.get_ident()}"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-                written.append((fd, tmp, path))
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            for fd, tmp, path in written:
-                os.fsync(fd)
-                path.parent.mkdir(exist_ok=True)
-                os.replace(tmp, path)
-        finally:
-            for fd, tmp, _ in written:
-                os.close(fd)
-                tmp.unlink(missing_ok=True)  # left only when something failed before its rename
+        self.blobs.put_many(unique)
+        if self.after_blobs_written is not None:
+            self.after_blobs_written()
         now = time.time()
         with self._write() as db:
             db.executemany(
@@ -540,6 +578,9 @@ class LocalStore(Platform):
             )
         return hashes
 
+    # A test hook (`slyfs serve --faults stall_blobs=S`): called between writing blobs and recording them.
+    after_blobs_written: Callable[[], None] | None = None
+
     def add_images(self, dataset_id: int, images: list[NewImage]) -> list[ImageInfo]:
         check_unique_names(images)
         names = [im.name for im in images]
@@ -548,45 +589,52 @@ class LocalStore(Platform):
             if (im.hash is None) == (im.link is None):
                 raise PlatformError(f"image {im.name!r}: give exactly one of hash and link")
             if im.hash is not None:
-                path = self.blob_path(im.hash)
-                if not path.exists():
+                head = self.blobs.head(im.hash, 1 << 20)
+                if head is None:
                     raise NotFound(f"image {im.name!r}: no uploaded bytes with hash {im.hash}")
-                size = path.stat().st_size
-                with open(path, "rb") as f:
-                    mime, width, height = image_header(f.read(1 << 20))
+                size = head[0]
+                mime, width, height = image_header(head[1])
             else:
                 assert im.link is not None
                 probe = links.probe(im.link)
                 size, mime, width, height = probe.size, probe.mime, probe.width, probe.height
             rows.append((im, size, mime, width, height))
         ts = now_iso()
-        with self._write() as db:
-            ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
-            if ds is None:
-                raise NotFound(f"dataset {dataset_id} not found")
-            taken = []
-            for start in range(0, len(names), 500):
-                chunk = names[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                taken += [
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT name FROM images WHERE dataset_id=? AND name IN ({marks})", (dataset_id, *chunk)
+        try:
+            with self._write() as db:
+                ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+                if ds is None:
+                    raise NotFound(f"dataset {dataset_id} not found")
+                taken = self._taken_names(db, dataset_id, names)
+                if taken:
+                    raise NameConflict(
+                        f"image names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
+                ids = []
+                for im, size, mime, width, height in rows:
+                    cur = db.execute(
+                        "INSERT INTO images(dataset_id, name, hash, link, mime, ext, size, width, height, meta,"
+                        " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                        (dataset_id, im.name, im.hash, im.link, mime, split_ext(im.name), size, width, height,
+                         json.dumps(im.meta), ts, ts),
                     )
-                ]
-            if taken:
-                raise NameConflict(f"image names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
-            ids = []
-            for im, size, mime, width, height in rows:
-                cur = db.execute(
-                    "INSERT INTO images(dataset_id, name, hash, link, mime, ext, size, width, height, meta,"
-                    " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (dataset_id, im.name, im.hash, im.link, mime, split_ext(im.name), size, width, height,
-                     json.dumps(im.meta), ts, ts),
-                )
-                ids.append(cur.lastrowid)
-            self._touch_dataset(db, dataset_id, ds["project_id"], ts)
+                    ids.append(cur.fetchone()[0])
+                self._touch_dataset(db, dataset_id, ds["project_id"], ts)
+        except ConstraintError as e:
+            # Another server committed one of these names after our check: its transaction won.
+            taken = self._taken_names(self._db, dataset_id, names) or names
+            raise NameConflict(f"image names already in dataset {dataset_id}: {', '.join(sorted(taken))}",
+                               taken) from e
         return [self.get_image(i) for i in ids]
+
+    @staticmethod
+    def _taken_names(db: Any, dataset_id: int, names: list[str]) -> list[str]:
+        taken: list[str] = []
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            taken += [r[0] for r in db.execute(
+                f"SELECT name FROM images WHERE dataset_id=? AND name IN ({marks})", (dataset_id, *chunk))]
+        return taken
 
     def remove_images(self, image_ids: list[int]) -> None:
         ts = now_iso()
@@ -607,7 +655,7 @@ class LocalStore(Platform):
                  FROM images i LEFT JOIN annotations a ON a.image_id=i.id WHERE i.dataset_id=?"""
 
     @staticmethod
-    def _annotation(dataset_id: int, r: sqlite3.Row) -> AnnotationInfo:
+    def _annotation(dataset_id: int, r: Any) -> AnnotationInfo:
         ann = json.loads(r["json"]) if r["json"] else empty_annotation(r["height"], r["width"])
         return AnnotationInfo(
             image_id=r["id"],
@@ -679,7 +727,7 @@ class LocalStore(Platform):
             self._touch_dataset(db, dataset_id, ds["project_id"], ts)
 
     @staticmethod
-    def _with_figure_ids(db: sqlite3.Connection, image_id: int, ann: dict[str, Any]) -> dict[str, Any]:
+    def _with_figure_ids(db: Any, image_id: int, ann: dict[str, Any]) -> dict[str, Any]:
         """A copy of `ann` whose labels carry new figure ids registered for `image_id`."""
         objects = ann.get("objects")
         if not isinstance(objects, list):
@@ -687,8 +735,8 @@ class LocalStore(Platform):
         labels = []
         for label in objects:
             if isinstance(label, dict):
-                cur = db.execute("INSERT INTO figures(image_id) VALUES (?)", (image_id,))
-                label = _with_id(label, cur.lastrowid or 0)
+                figure_id = db.execute(NEW_FIGURE, (image_id,)).fetchone()[0]
+                label = _with_id(label, figure_id)
             labels.append(label)
         return {**ann, "objects": labels}
 
@@ -717,8 +765,7 @@ class LocalStore(Platform):
                     anns[image_id] = json.loads(row["json"]) if row["json"] else empty_annotation(
                         row["height"], row["width"]
                     )
-                cur = db.execute("INSERT INTO figures(image_id) VALUES (?)", (image_id,))
-                figure_id = cur.lastrowid or 0
+                figure_id = db.execute(NEW_FIGURE, (image_id,)).fetchone()[0]
                 ids.append(figure_id)
                 ann = anns[image_id]
                 ann["objects"] = [*(ann.get("objects") or []), _with_id(label, figure_id)]
@@ -774,7 +821,7 @@ class LocalStore(Platform):
                 self._store_annotation(db, image_id, ann, ts)
 
     @staticmethod
-    def _store_annotation(db: sqlite3.Connection, image_id: int, ann: dict[str, Any], ts: str) -> None:
+    def _store_annotation(db: Any, image_id: int, ann: dict[str, Any], ts: str) -> None:
         db.execute(
             "INSERT INTO annotations(image_id, json, labels_count, created_at, updated_at)"
             " VALUES (?,?,?,?,?) ON CONFLICT(image_id) DO UPDATE SET json=excluded.json,"
@@ -783,31 +830,150 @@ class LocalStore(Platform):
         )
         db.execute("UPDATE images SET updated_at=? WHERE id=?", (ts, image_id))
 
+    # ---- users, tokens, team membership (`slyfs serve user|token|member ...`) --------------------
+    def add_user(self, login: str) -> int:
+        """A new user with a team of their own (named after them) holding a first workspace, as the
+        platform gives every new user; they are its admin. Returns the user's id."""
+        ts = now_iso()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM users WHERE login=?", (login,)).fetchone():
+                raise NameConflict(f"user {login!r} exists", [login])
+            user_id = db.execute("INSERT INTO users(login, created_at) VALUES (?,?) RETURNING id",
+                                 (login, ts)).fetchone()[0]
+            team = db.execute("SELECT id FROM teams WHERE name=?", (login,)).fetchone()
+            team_id = team[0] if team else db.execute(
+                "INSERT INTO teams(name, description, created_at, updated_at) VALUES (?,?,?,?) RETURNING id",
+                (login, "", ts, ts)).fetchone()[0]
+            if not db.execute("SELECT 1 FROM workspaces WHERE team_id=?", (team_id,)).fetchone():
+                db.execute("INSERT INTO workspaces(team_id, name, description, created_at, updated_at)"
+                           " VALUES (?,?,?,?,?)", (team_id, FIRST_WORKSPACE, "", ts, ts))
+            db.execute("INSERT INTO members(team_id, user_id, role) VALUES (?,?,?)", (team_id, user_id, "admin"))
+        return int(user_id)
+
+    def ensure_first_team(self, name: str = "team") -> None:
+        """On a store with no team yet: a team and its "First Workspace", as the platform gives a new
+        user, so a new store is usable at once. Two servers starting together: the name's unique
+        constraint keeps one."""
+        if self._db.execute("SELECT 1 FROM teams LIMIT 1").fetchone():
+            return
+        ts = now_iso()
+        try:
+            with self._write() as db:
+                team_id = db.execute(
+                    "INSERT INTO teams(name, description, created_at, updated_at) VALUES (?,?,?,?) RETURNING id",
+                    (name, "", ts, ts)).fetchone()[0]
+                db.execute("INSERT INTO workspaces(team_id, name, description, created_at, updated_at)"
+                           " VALUES (?,?,?,?,?)", (team_id, FIRST_WORKSPACE, "", ts, ts))
+        except (ConstraintError, sqlite3.IntegrityError):
+            pass  # another server made it
+
+    def _user_id(self, db: Any, login: str) -> int:
+        row = db.execute("SELECT id FROM users WHERE login=?", (login,)).fetchone()
+        if row is None:
+            raise NotFound(f"user {login!r} not found")
+        return int(row[0])
+
+    def _team_id(self, db: Any, team: str) -> int:
+        row = db.execute("SELECT id FROM teams WHERE name=?", (team,)).fetchone()
+        if row is None:
+            raise NotFound(f"team {team!r} not found")
+        return int(row[0])
+
+    def add_token(self, login: str, name: str = "") -> tuple[int, str]:
+        """(token id, the token): the token itself is shown once; the store keeps its SHA-256 only
+        (a random 256-bit token needs no slow hash: nothing can be guessed from the digest)."""
+        token = secrets.token_hex(32)
+        with self._write() as db:
+            user_id = self._user_id(db, login)
+            token_id = db.execute(
+                "INSERT INTO tokens(user_id, digest, name, created_at) VALUES (?,?,?,?) RETURNING id",
+                (user_id, token_digest(token), name, now_iso())).fetchone()[0]
+        return int(token_id), token
+
+    def revoke_token(self, token_id: int) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT 1 FROM tokens WHERE id=?", (token_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"token {token_id} not found")
+            db.execute("UPDATE tokens SET revoked_at=COALESCE(revoked_at, ?) WHERE id=?", (now_iso(), token_id))
+
+    def set_member(self, team: str, login: str, role: str) -> None:
+        if role not in ROLES:
+            raise PlatformError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        with self._write() as db:
+            team_id, user_id = self._team_id(db, team), self._user_id(db, login)
+            db.execute("INSERT INTO members(team_id, user_id, role) VALUES (?,?,?)"
+                       " ON CONFLICT(team_id, user_id) DO UPDATE SET role=excluded.role", (team_id, user_id, role))
+
+    def remove_member(self, team: str, login: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM members WHERE team_id=? AND user_id=?",
+                       (self._team_id(db, team), self._user_id(db, login)))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        users = self._db.execute("SELECT id, login, created_at FROM users ORDER BY id").fetchall()
+        roles = self._db.execute("SELECT m.user_id, t.name, m.role FROM members m JOIN teams t ON t.id=m.team_id"
+                                 " ORDER BY t.name").fetchall()
+        return [{"id": u["id"], "login": u["login"], "created_at": u["created_at"],
+                 "teams": {r["name"]: r["role"] for r in roles if r["user_id"] == u["id"]}} for u in users]
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT t.id, u.login, t.name, t.created_at, t.revoked_at FROM tokens t"
+                                " JOIN users u ON u.id=t.user_id ORDER BY t.id").fetchall()
+        return [dict(r) for r in rows]
+
+    def has_users(self) -> bool:
+        return self._db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+    def access_of(self, token: str) -> dict[int, str] | None:
+        """team id -> role of the user whose live token this is; None for an unknown or revoked token.
+        Asked on every request, so a revocation is seen by every server at once."""
+        rows = self._db.execute(
+            "SELECT m.team_id, m.role FROM tokens t LEFT JOIN members m ON m.user_id=t.user_id"
+            " WHERE t.digest=? AND t.revoked_at IS NULL", (token_digest(token),)).fetchall()
+        if not rows:
+            return None
+        return {int(r[0]): str(r[1]) for r in rows if r[0] is not None}
+
+    def team_of(self, kind: str, entity_id: int) -> int | None:
+        """The id of the team an entity (team, workspace, project, dataset, image, figure) is in."""
+        row = self._db.execute(TEAM_OF[kind], (entity_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def hashes_in_teams(self, hashes: list[str], team_ids: Sequence[int]) -> set[str]:
+        """Which of `hashes` images of these teams hold (what a user may know exists)."""
+        found: set[str] = set()
+        teams = tuple(team_ids) or (0,)
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            found.update(r[0] for r in self._db.execute(
+                "SELECT DISTINCT i.hash FROM images i JOIN datasets d ON d.id=i.dataset_id"
+                " JOIN projects p ON p.id=d.project_id JOIN workspaces w ON w.id=p.workspace_id"
+                f" WHERE w.team_id IN ({','.join('?' * len(teams))}) AND i.hash IN ({','.join('?' * len(chunk))})",
+                (*teams, *chunk)))
+        return found
+
     # ---- housekeeping ------------------------------------------------------------------------
     @staticmethod
-    def _exists(db: sqlite3.Connection, table: str, row_id: int) -> None:
+    def _exists(db: Any, table: str, row_id: int) -> None:
         if not db.execute(f"SELECT 1 FROM {table} WHERE id=?", (row_id,)).fetchone():
             raise NotFound(f"{table[:-1]} {row_id} not found")
 
     @staticmethod
-    def _touch_project(db: sqlite3.Connection, project_id: int, ts: str) -> None:
+    def _touch_project(db: Any, project_id: int, ts: str) -> None:
         db.execute("UPDATE projects SET updated_at=? WHERE id=?", (ts, project_id))
 
-    def _touch_dataset(self, db: sqlite3.Connection, dataset_id: int, project_id: int, ts: str) -> None:
+    def _touch_dataset(self, db: Any, dataset_id: int, project_id: int, ts: str) -> None:
         db.execute("UPDATE datasets SET updated_at=? WHERE id=?", (ts, dataset_id))
         self._touch_project(db, project_id, ts)
 
     def collect_garbage(self, grace: float = GC_GRACE_SECONDS) -> int:
-        """Remove what crashed writers left, once older than `grace` seconds; returns files removed."""
+        """Remove what crashed writers left, once older than `grace` seconds; returns blobs/files removed.
+
+        A blob row no image uses, and a stored blob without a row (written by an upload that died
+        before its row was committed). The grace period keeps it from racing a live upload."""
         cutoff = time.time() - grace
-        removed = 0
-        for tmp in (self.root / "tmp").iterdir():
-            try:
-                if tmp.stat().st_mtime < cutoff:
-                    tmp.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                pass
+        removed = self.blobs.tidy(cutoff)
         with self._write() as db:
             stale = [
                 r[0]
@@ -815,20 +981,23 @@ class LocalStore(Platform):
                     "SELECT hash FROM blobs WHERE created<? AND NOT EXISTS"
                     " (SELECT 1 FROM images WHERE images.hash=blobs.hash)",
                     (cutoff,),
-                )
+                ).fetchall()
             ]
             for h in stale:
                 db.execute("DELETE FROM blobs WHERE hash=?", (h,))
         for h in stale:
-            self.blob_path(h).unlink(missing_ok=True)
+            self.blobs.delete(hex_of(h))
             removed += 1
-        known = {hex_of(r[0]) for r in self._db.execute("SELECT hash FROM blobs")}
-        for sub in (self.root / "blobs").iterdir():
-            for f in sub.iterdir():
-                if f.name not in known and f.stat().st_mtime < cutoff:
-                    f.unlink(missing_ok=True)
-                    removed += 1
+        known = {hex_of(r[0]) for r in self._db.execute("SELECT hash FROM blobs").fetchall()}
+        for name, mtime in list(self.blobs.listing()):
+            if name not in known and mtime < cutoff:
+                self.blobs.delete(name)
+                removed += 1
         return removed
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _with_id(item: dict[str, Any], item_id: int) -> dict[str, Any]:
@@ -845,15 +1014,5 @@ def _with_id(item: dict[str, Any], item_id: int) -> dict[str, Any]:
     return out
 
 
-class _Transaction:
-    """`BEGIN IMMEDIATE` ... COMMIT/ROLLBACK: takes the write lock up front, so two writers queue."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+MIGRATIONS: list[Callable[[LocalStore, Any], None]] = [  # index + 1 = version
+    LocalStore._migration_1, LocalStore._migration_2]

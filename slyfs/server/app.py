@@ -5,15 +5,18 @@ come from the JSON body on POST (a bare array for `images.internal.hashes.list`)
 query string on GET (and on POST too, as `images.bulk.upload?teamId=` shows), and from the
 parts of a multipart POST (also kept in order, since `figures.bulk.upload.geometry` pairs a
 `figureId` field with the `geometry` file after it). Requests without the right `x-api-key` get 401. Handlers
-block on SQLite and files, so they run in the threadpool; the store keeps one SQLite
-connection per thread.
+block on the database and the blob store, so they run in the threadpool; the store keeps one
+SQLite connection per thread, or a pool of PostgreSQL connections. A backend that is down gives
+a fast 503 naming it (and a log line), and requests succeed again as soon as it is back.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from slyfs.platform.local import LocalStore
+from slyfs.platform.backends.open import open_store
+from slyfs.platform.local import GC_GRACE_SECONDS, LocalStore
+from slyfs.server.access import ScopedStore
 from slyfs.server.errors import ApiError, error_response, from_exception
 from slyfs.server.faults import FaultInjector, FaultSpec, QuietInjectedResets
 from slyfs.server.handlers import HANDLERS, Call, FormField
@@ -87,23 +92,33 @@ async def _read_call(request: Request) -> Call:
     return Call(params=params, headers=headers, files=files, fields=fields)
 
 
-def create_app(store: LocalStore, token: str) -> Starlette:
-    """The ASGI app serving `store` to clients that present `token` in `x-api-key`."""
-    if not token:
-        raise ValueError("slyfs serve needs an API token")
-    expected = token.encode("utf-8")
+def create_app(store: LocalStore, token: str | None) -> Starlette:
+    """The ASGI app serving `store`: the whole store to clients that present `token` in `x-api-key`
+    (one person's store), and to a user's token only that user's teams (`ScopedStore`)."""
+    if not token and not store.has_users():
+        raise ValueError("slyfs serve needs an API token, or users with tokens (`slyfs serve user add LOGIN`)")
+    expected = token.encode("utf-8") if token else None
 
     async def dispatch(request: Request) -> Response:
         method = request.path_params["method"]
-        presented = request.headers.get("x-api-key", "").encode("utf-8")
-        if not hmac.compare_digest(presented, expected):
-            return error_response(401, "Unauthorized: missing or wrong x-api-key")
+        presented_text = request.headers.get("x-api-key", "")
+        presented = presented_text.encode("utf-8")
+        target: Any = store
+        if expected is None or not hmac.compare_digest(presented, expected):
+            try:  # a user's token: looked up on every request, so a revocation holds at once everywhere
+                roles = await run_in_threadpool(store.access_of, presented_text) if presented_text else None
+            except Exception as e:
+                err = from_exception(e)
+                return error_response(err.status, err.message, **err.details)
+            if roles is None:
+                return error_response(401, "Unauthorized: missing or wrong x-api-key")
+            target = ScopedStore(store, roles)
         handler = HANDLERS.get(method)
         if handler is None:
             return error_response(404, f"unknown API method {method!r}")
         try:
             call = await _read_call(request)
-            result = await run_in_threadpool(handler, store, call)
+            result = await run_in_threadpool(handler, target, call)
         except Exception as e:
             try:
                 err = from_exception(e)
@@ -122,7 +137,7 @@ def create_app(store: LocalStore, token: str) -> Starlette:
 
 
 def run_server(
-    store_dir: str | Path,
+    store_dir: str | Path | None,
     host: str = "127.0.0.1",
     port: int = 8000,
     token: str | None = None,
@@ -131,19 +146,31 @@ def run_server(
     create: bool = False,
     log_level: str = "info",
     access_log: bool = False,
+    db_url: str | None = None,
+    blobs_url: str | None = None,
+    s3_endpoint: str | None = None,
+    blob_cache: Path | None = None,
+    blob_cache_size: int = 1 << 30,
 ) -> None:
-    """Serve the store at `store_dir` until SIGINT/SIGTERM. Blocks.
+    """Serve the store at `store_dir` (or the one `db_url` + `blobs_url` name) until SIGINT/SIGTERM. Blocks.
 
     `faults` (a spec string or FaultSpec) turns on fault injection: for tests only.
     `create=False` refuses a directory that holds no store, so a mistyped path is an error.
     """
-    if not token:
-        raise ValueError("slyfs serve needs an API token (--token or --token-file)")
     spec = FaultSpec.parse(faults) if isinstance(faults, str) else faults
-    store = LocalStore(store_dir, create=create)
-    app: Any = create_app(store, token)
+    store = open_store(store_dir=store_dir, db_url=db_url, blobs_url=blobs_url, s3_endpoint=s3_endpoint,
+                       create=create, blob_cache=blob_cache, blob_cache_size=blob_cache_size)
+    try:
+        if db_url is not None:  # a new team store is usable at once by the SDK and a mount
+            store.ensure_first_team()
+        app: Any = create_app(store, token)
+    except BaseException:
+        store.close()
+        raise
     if spec is not None:
         log.warning("fault injection is ON (testing only): %s", spec)
+        if spec.stall_blobs > 0:
+            store.after_blobs_written = functools.partial(time.sleep, spec.stall_blobs)
         app = FaultInjector(app, spec)
         logging.getLogger("uvicorn.error").addFilter(QuietInjectedResets())
     config = uvicorn.Config(
@@ -157,8 +184,89 @@ def run_server(
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    log.info("serving store %s at http://%s:%d%s", store.root, host, port, API_PREFIX)
+    log.info("serving store %s at http://%s:%d%s", store.location, host, port, API_PREFIX)
     try:
         uvicorn.Server(config).run()
+    finally:
+        store.close()
+
+
+def collect_garbage(store_dir: str | Path | None, *, db_url: str | None = None, blobs_url: str | None = None,
+                    s3_endpoint: str | None = None, grace: float = GC_GRACE_SECONDS) -> int:
+    """`slyfs serve --gc`: remove blobs no image uses and blobs without a row (left by uploads that
+    died) older than `grace` seconds; returns how many. Safe while servers run."""
+    store = open_store(store_dir=store_dir, db_url=db_url, blobs_url=blobs_url, s3_endpoint=s3_endpoint)
+    try:
+        removed = store.collect_garbage(grace)
+        log.info("garbage collection of %s: removed %d blobs", store.location, removed)
+        return removed
+    finally:
+        store.close()
+
+
+def copy_into(source_dir: str | Path, *, db_url: str | None, blobs_url: str | None, s3_endpoint: str | None = None
+              ) -> dict[str, int]:
+    """`slyfs serve --db … --blobs … --copy-from DIR`: copy the embedded store at DIR into the (empty) store
+    the URLs name, ids and bytes as they are; returns rows copied per table."""
+    from slyfs.platform.backends.copy import copy_store
+
+    src = LocalStore(source_dir, create=False)
+    dst = open_store(db_url=db_url, blobs_url=blobs_url, s3_endpoint=s3_endpoint, create=True)
+    try:
+        return copy_store(src, dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+def administer(words: list[str], store_dir: str | Path | None, *, db_url: str | None = None,
+               blobs_url: str | None = None, s3_endpoint: str | None = None, out: Any = None) -> None:
+    """`slyfs serve [store options] user|token|member|team ...`: manage users, tokens and membership.
+
+        user add LOGIN              a user with their own team and "First Workspace", and a first token
+        user list
+        token add LOGIN [NAME]      a new token for the user (shown once; stored as a digest)
+        token list
+        token revoke ID             refused by every server from the next request on
+        member set TEAM LOGIN ROLE  ROLE: admin, developer, annotator, viewer
+        member remove TEAM LOGIN
+        team add NAME
+    """
+    import sys
+
+    out = out or sys.stdout
+    store = open_store(store_dir=store_dir, db_url=db_url, blobs_url=blobs_url, s3_endpoint=s3_endpoint,
+                       create=True)
+    try:
+        match words:
+            case ["user", "add", login]:
+                store.add_user(login)
+                token_id, token = store.add_token(login, "first")
+                print(f"user {login}: team {login!r}, workspace 'First Workspace', token {token_id}: {token}", file=out)
+            case ["user", "list"]:
+                for u in store.list_users():
+                    teams = ", ".join(f"{t} ({r})" for t, r in u["teams"].items())
+                    print(f"{u['id']}\t{u['login']}\t{teams}", file=out)
+            case ["token", "add", login, *name]:
+                token_id, token = store.add_token(login, " ".join(name))
+                print(f"token {token_id} for {login}: {token}", file=out)
+            case ["token", "list"]:
+                for t in store.list_tokens():
+                    state = f"revoked {t['revoked_at']}" if t["revoked_at"] else "live"
+                    print(f"{t['id']}\t{t['login']}\t{t['name']}\t{t['created_at']}\t{state}", file=out)
+            case ["token", "revoke", token_id] if token_id.isdigit():
+                store.revoke_token(int(token_id))
+                print(f"token {token_id} revoked", file=out)
+            case ["member", "set", team, login, role]:
+                store.set_member(team, login, role)
+                print(f"{login} is {role} in {team}", file=out)
+            case ["member", "remove", team, login]:
+                store.remove_member(team, login)
+                print(f"{login} left {team}", file=out)
+            case ["team", "add", name]:
+                team_id = store.create_team(name).id
+                print(f"team {team_id}: {name}", file=out)
+            case _:
+                raise ValueError(f"unknown command {' '.join(words)!r}:\n{administer.__doc__}")
     finally:
         store.close()

@@ -6,13 +6,17 @@ NONUNIQUE 400 of `images.bulk.add` unconditionally, so every error body is JSON.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from slyfs.platform.backends.sql import BackendUnavailable, ConstraintError
 from slyfs.platform.base import NameConflict, NotFound, PlatformError, Unavailable
+
+log = logging.getLogger("slyfs.server")
 
 
 class ApiError(Exception):
@@ -37,12 +41,15 @@ def from_exception(e: Exception) -> ApiError:
         return ApiError(404, str(e))
     if isinstance(e, NameConflict):
         return ApiError(400, str(e), type="NONUNIQUE", errors=[{"name": n, "id": None} for n in e.names])
+    if isinstance(e, BackendUnavailable):  # the store's database or object storage is down: retry later
+        log.error("backend unavailable: %s", e)
+        return ApiError(503, str(e), backend=e.backend)
     if isinstance(e, Unavailable):  # e.g. a link the store could not read
         return ApiError(502, str(e))
     if isinstance(e, PlatformError):
         return ApiError(400, str(e))
     if isinstance(e, HTTPException):  # e.g. Starlette's 400 for a malformed multipart body
         return ApiError(e.status_code, str(e.detail))
-    if isinstance(e, sqlite3.IntegrityError):
+    if isinstance(e, sqlite3.IntegrityError | ConstraintError):
         return ApiError(400, f"constraint failed: {e}")
     raise e

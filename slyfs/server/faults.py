@@ -11,7 +11,8 @@ retries and stream resumption are exercised end to end on loopback:
   as when a connection resets, which hits streamed bulk downloads between or inside parts;
 - `slow`: the answer comes `delay` seconds late.
 
-Configured by a spec string: `rate=0.2,seed=1,kinds=500+503+429+reset+slow,delay=2`.
+Configured by a spec string: `rate=0.2,seed=1,kinds=500+503+429+reset+slow,delay=2`; `stall_blobs=S`
+makes every upload wait S seconds after its blobs are stored, before their rows are committed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class FaultSpec:
     seed: int = 0
     kinds: tuple[str, ...] = KINDS
     delay: float = 2.0
+    # Seconds the store waits between writing an upload's blobs and recording them: a window in
+    # which a test kills the server (kill -9 mid-upload leaves an orphan blob for `--gc`).
+    stall_blobs: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -61,10 +65,12 @@ class FaultSpec:
                     values["seed"] = int(value)
                 elif key == "delay":
                     values["delay"] = float(value)
+                elif key == "stall_blobs":
+                    values["stall_blobs"] = float(value)
                 elif key == "kinds":
                     values["kinds"] = tuple(k.strip() for k in value.split("+") if k.strip())
                 else:
-                    raise ValueError(f"unknown fault spec key {key!r} (rate, seed, kinds, delay)")
+                    raise ValueError(f"unknown fault spec key {key!r} (rate, seed, kinds, delay, stall_blobs)")
             except ValueError as e:
                 raise ValueError(f"fault spec {item!r}: {e}") from None
         spec = cls(**values)

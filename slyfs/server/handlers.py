@@ -24,11 +24,9 @@ exercised against this server.)
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic.alias_generators import to_camel
@@ -484,66 +482,52 @@ def _bytes_response(store: LocalStore, image: ImageInfo, first: int, count: int 
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{first + len(data) - 1}/{image.size}"
         return Response(data, status_code=status, media_type=media, headers=headers)
-    path = store.blob_path(image.hash)
-    left = os.stat(path).st_size - first if count is None else count
+    left = image.size - first if count is None else count  # a blob's size is fixed by its hash
     if left <= PIECE:
-        with open(path, "rb") as f:
-            f.seek(first)
-            return Response(f.read(left), status_code=status, media_type=media, headers=headers)
-
-    def body() -> Iterator[bytes]:
-        remaining = left
-        with open(path, "rb") as f:
-            f.seek(first)
-            while remaining > 0 and (chunk := f.read(min(PIECE, remaining))):
-                remaining -= len(chunk)
-                yield chunk
-
+        return Response(store.blobs.read(image.hash, first, left), status_code=status, media_type=media,
+                        headers=headers)
     headers["Content-Length"] = str(left)
-    return StreamingResponse(body(), status_code=status, media_type=media, headers=headers)
+    return StreamingResponse(store.stream_blob(image.hash, first, left, PIECE), status_code=status, media_type=media,
+                             headers=headers)
 
 
 def _multipart(store: LocalStore, parts: list[tuple[str, ImageInfo]]) -> StreamingResponse:
-    """One part per image, streamed from the blob files: a batch is never held in memory.
+    """One part per image, streamed from the blob store: a batch is never held in memory.
 
     The body goes out in pieces of about PIECE bytes (several small images to a piece), since each
     piece costs a hop to the threadpool and an HTTP write; and with a Content-Length, which the
-    sizes of the blob files give, the client reads plain bytes instead of chunked encoding."""
+    images' sizes give (a blob's size is fixed by its hash), the client reads plain bytes, not chunks."""
     boundary = new_boundary()
     heads: list[bytes] = []
-    paths: list[Path | None] = []
     length: int | None = len(closing(boundary))
     for name, image in parts:
         headers = {"Content-Type": image.mime or "application/octet-stream"}
-        path = store.blob_path(image.hash) if image.hash else None
         if image.hash:
             headers["x-content-checksum-sha256"] = image.hash
         heads.append(part_head(boundary, name, headers))
-        paths.append(path)
         if length is not None:  # an image by link has no size known beforehand: chunked then
-            length = length + len(heads[-1]) + os.stat(path).st_size + 2 if path is not None else None
+            length = length + len(heads[-1]) + image.size + 2 if image.hash else None
 
     def body() -> Iterator[bytes]:
         piece: list[bytes] = []
         size = 0
-        for head, path, (_, image) in zip(heads, paths, parts, strict=True):
+        for head, (_, image) in zip(heads, parts, strict=True):
             piece.append(head)
-            if path is None:
+            if not image.hash:
                 piece.append(store.read_image(image.id))
             else:
-                with open(path, "rb") as f:
-                    while chunk := f.read(PIECE):
-                        piece.append(chunk)
-                        size += len(chunk)
-                        if size >= PIECE:
-                            yield b"".join(piece)
-                            piece, size = [], 0
+                for chunk in store.stream_blob(image.hash, 0, image.size, PIECE):
+                    piece.append(chunk)
+                    size += len(chunk)
+                    if size >= PIECE:
+                        yield b"".join(piece)
+                        piece, size = [], 0
             piece.append(b"\r\n")
         piece.append(closing(boundary))
         yield b"".join(piece)
 
-    headers = {"Content-Length": str(length)} if length is not None else None
-    return StreamingResponse(body(), headers=headers, media_type=f"multipart/form-data; boundary={boundary}")
+    sized = {"Content-Length": str(length)} if length is not None else None
+    return StreamingResponse(body(), headers=sized, media_type=f"multipart/form-data; boundary={boundary}")
 
 
 @api("images.bulk.download")
@@ -566,11 +550,11 @@ def images_bulk_download_by_hash(store: LocalStore, call: Call) -> Any:
     if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes) or len(hashes) > MAX_BULK:
         raise ApiError(400, f"`hashes` must be a list of at most {MAX_BULK} hashes")
     hashes = list(dict.fromkeys(hashes))
-    have = store.existing_hashes([h for h in hashes if _is_hash(h)])
-    missing = [h for h in hashes if h not in have]
+    sizes = store.blob_sizes([h for h in hashes if _is_hash(h)])
+    missing = [h for h in hashes if h not in sizes]
     if missing:
         raise NotFound(f"no bytes stored for hashes {', '.join(missing[:5])}")
-    parts = [(h, ImageInfo(id=0, name=h, dataset_id=0, hash=h)) for h in hashes]
+    parts = [(h, ImageInfo(id=0, name=h, dataset_id=0, hash=h, size=sizes[h])) for h in hashes]
     return _multipart(store, parts)
 
 

@@ -218,7 +218,8 @@ def id_prefilter(filters: Any) -> list[int] | None:
         if not isinstance(f, dict) or field_name(f.get("field")) != "id":
             continue
         op, value = str(f.get("operator", "=")), f.get("value")
-        values = value if op == "in" and isinstance(value, list) else [value] if op in ("=", "eq") else None
+        values: list[Any] | None = (value if op == "in" and isinstance(value, list)
+                                    else [value] if op in ("=", "eq") else None)
         if values is None:
             continue
         ids = []

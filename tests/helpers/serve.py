@@ -2,7 +2,9 @@
 
 `serve_store(root)` starts `slyfs serve` (the command users run) on a free port, waits until it answers,
 and yields a handle; `stop()` / `start()` take the same server down and up again on the
-same port ("server gone, then back").
+same port ("server gone, then back"), `kill()` is kill -9. `serve_store(None, backend=...)` serves a
+team store (PostgreSQL + S3, tests.helpers.services); with `SLYFS_TEST_SERVE=team` every
+`serve_store(root)` serves a copy of the store at `root` on PostgreSQL + S3 instead.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from slyfs.platform.http import SuperviselyClient
+
+if TYPE_CHECKING:
+    from tests.helpers.services import TeamBackend
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
@@ -35,8 +40,11 @@ def free_port() -> int:
 
 
 class ServedStore:
-    def __init__(self, store_root: Path, token: str, faults: str | None, workdir: Path) -> None:
-        self.store_root = Path(store_root)
+    def __init__(self, store_root: Path | None, token: str, faults: str | None, workdir: Path,
+                 backend: TeamBackend | None = None, extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra
+        self.store_root = Path(store_root) if store_root is not None else None
+        self.backend = backend
         self.token = token
         self.faults = faults
         self.port = free_port()
@@ -65,10 +73,12 @@ class ServedStore:
     def start(self) -> None:
         if self.running:
             return
-        cmd = [sys.executable, "-m", "slyfs", "serve", "--store", str(self.store_root), "--host", HOST,
+        where = self.backend.args() if self.backend is not None else ["--store", str(self.store_root)]
+        cmd = [sys.executable, "-m", "slyfs", "serve", *where, "--host", HOST,
                "--port", str(self.port), "--token-file", str(self._token_file)]
         if self.faults:
             cmd += ["--faults", self.faults]
+        cmd += self.extra
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -90,6 +100,13 @@ class ServedStore:
         self.stop()
         raise RuntimeError(f"slyfs serve did not answer within {START_TIMEOUT} s:\n{self.log_text()[-3000:]}")
 
+    def kill(self) -> None:
+        """kill -9: the server dies wherever it is, as in a crash."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
@@ -103,11 +120,18 @@ class ServedStore:
 
 
 @contextmanager
-def serve_store(store_root: Path | str, token: str | None = None, faults: str | None = None) -> Iterator[ServedStore]:
-    """A running `slyfs serve` over the store at `store_root`; stopped on exit."""
+def serve_store(store_root: Path | str | None, token: str | None = None, faults: str | None = None, *,
+                backend: TeamBackend | None = None, extra: tuple[str, ...] = ()) -> Iterator[ServedStore]:
+    """A running `slyfs serve` over the store at `store_root`, or over the team store `backend`
+    (PostgreSQL + S3, see tests.helpers.services); stopped on exit."""
     token = token or f"test-token-{secrets.token_hex(16)}"
+    if backend is None and store_root is not None and os.environ.get("SLYFS_TEST_SERVE") == "team":
+        from tests.helpers.services import team_copy_of  # the HTTP tests once more, on PostgreSQL + S3
+
+        backend = team_copy_of(Path(store_root))
     with tempfile.TemporaryDirectory(prefix="slyfs-serve-") as workdir:
-        served = ServedStore(Path(store_root), token, faults, Path(workdir))
+        served = ServedStore(Path(store_root) if store_root is not None else None, token, faults, Path(workdir),
+                             backend, extra)
         served.start()
         try:
             yield served
