@@ -93,7 +93,7 @@ class SlyOperations(pyfuse3.Operations):
         super().__init__()
         self.max_inodes = max(10_000, share(memory, "inodes") // INODE_BYTES)
         self.max_listed = max(10_000, share(memory, "listed") // LISTED_BYTES)
-        self._recent: dict[int, float] = {}  # file inodes the kernel holds -> when last given, oldest first
+        self._recent: dict[int, float] = {}  # inodes the kernel holds (not staging) -> when last given, oldest first
         self.root = root
         self.ttl = ttl
         self.limiter = trio.CapacityLimiter(threads)
@@ -150,7 +150,7 @@ class SlyOperations(pyfuse3.Operations):
             entry.fetched = time.monotonic()
         if isinstance(node, StagedDir):
             self.staged_dirs[node.path] = ino
-        elif not isinstance(node, DirNode):
+        elif path:  # files and generated folders (100,000 instance folders in masks/) alike
             now = time.monotonic()
             self._recent.pop(ino, None)  # to the end: a dict keeps insertion order
             self._recent[ino] = now
@@ -163,10 +163,10 @@ class SlyOperations(pyfuse3.Operations):
         return ino
 
     def _let_go(self, ino: int) -> None:
-        """Ask the kernel to drop its entry for a file inode (it then forgets the inode, and `forget`
-        frees what we keep for it): how the inode table stays within the memory budget however many
-        files `ls -lR` or `find` met. Harmless for a file still in use: the kernel keeps an open
-        file's inode, and a later lookup finds the file again."""
+        """Ask the kernel to drop its entry for a file or generated folder (it then forgets the inode, and
+        `forget` frees what we keep for it): how the inode table stays within the memory budget however
+        many files and folders `ls -lR` or `find` met. Harmless for one still in use: the kernel keeps an
+        open file's or folder's inode, and a later lookup finds it again (same inode number)."""
         entry = self.entries.get(ino)
         parent = self._known_inode(entry.path[:-1]) if entry is not None and entry.path else None
         if entry is None or parent is None:
