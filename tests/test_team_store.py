@@ -349,6 +349,11 @@ def test_users_see_only_their_teams_viewers_read_revoked_tokens_are_refused(team
         assert hashes.status_code == 200 and img.hash not in hashes.text, "whether bytes exist is not leaked"
         assert as_user(b, bob, "projects.remove", {"id": project.id}).status_code == 200
         assert ca.get_project(project.id).name == "alice-secret-project", "bob's removal touched nothing"
+        seen = run_sdk("team_view.py", b.url, bob, str(project.id), str(ds.id), str(img.id))
+        assert seen["tree"] == {"bob": {"First Workspace": []}}, "the official SDK sees bob's team only"
+        for what, answer in seen["guessed"].items():  # nothing found, nothing of alice's in what it says
+            assert answer == "none" or "404" in answer, (what, answer)
+            assert "alice" not in answer and "secret" not in answer, (what, answer)
         token_file = tmp_path / "bob-token"
         token_file.write_text(bob)
         with mounted(tmp_path / "mnt", "--server", b.url, "--token-file", str(token_file)) as mp:
