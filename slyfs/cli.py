@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         " S3 credentials from the usual AWS_* variables")
     s.add_argument("--s3-endpoint", default=os.environ.get("SLYFS_S3_ENDPOINT"),
                    help="S3 endpoint URL for S3-compatible storage (SeaweedFS, MinIO; else $SLYFS_S3_ENDPOINT)")
+    s.add_argument("--config", type=Path, default=os.environ.get("SLYFS_SERVE_CONFIG") or None,
+                   help="KEY=value file (else $SLYFS_SERVE_CONFIG) with SLYFS_DB, SLYFS_BLOBS, SLYFS_S3_ENDPOINT,"
+                        " SLYFS_SERVE_TOKEN and AWS_* credentials; options and the environment win over it")
     s.add_argument("--blob-cache", type=Path, metavar="DIR",
                    help="keep a bounded local copy of the object store's blobs this server reads (emptied on start)")
     s.add_argument("--blob-cache-size", type=parse_size, default=parse_size("1G"), help="its bound, e.g. 1G")
@@ -325,12 +328,36 @@ def read_token(args: argparse.Namespace) -> str | None:
     return args.token
 
 
+def serve_config(args: argparse.Namespace) -> None:
+    """Fill what options and the environment left unset from `--config` (a deployment keeps its
+    database URL and credentials in one file readable by the service only, not in `ps`)."""
+    from slyfs.platform.config import read_dotenv
+
+    if args.config is None:
+        return
+    try:
+        values = read_dotenv(args.config)
+    except OSError as e:
+        raise ValueError(f"cannot read the config file {args.config}: {e.strerror}") from None
+    for option, key in (("db", "SLYFS_DB"), ("blobs", "SLYFS_BLOBS"), ("s3_endpoint", "SLYFS_S3_ENDPOINT")):
+        if getattr(args, option) is None and values.get(key):
+            setattr(args, option, values[key])
+    for key, value in values.items():  # credentials boto3 reads from the environment, and the token
+        if key.startswith("AWS_") or key == "SLYFS_SERVE_TOKEN":
+            os.environ.setdefault(key, value)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from slyfs.platform.backends.sql import redact
     from slyfs.platform.base import PlatformError
     from slyfs.platform.local import default_store_dir
     from slyfs.server import administer, collect_garbage, copy_into, run_server
 
+    try:
+        serve_config(args)
+    except ValueError as e:
+        print(f"slyfs: {e}", file=sys.stderr)
+        return 2
     urls = {"db_url": args.db, "blobs_url": args.blobs, "s3_endpoint": args.s3_endpoint}
     store_dir = None if (args.db or args.blobs) else (args.store or default_store_dir())
     if args.gc:

@@ -294,6 +294,24 @@ def admin(backend: TeamBackend, *words: str) -> str:
     return r.stdout
 
 
+def test_serve_reads_its_store_and_credentials_from_a_config_file(team_backend: TeamBackend,
+                                                                 tmp_path: Path) -> None:
+    config = tmp_path / "serve.env"
+    config.write_text(f"# the team store\nSLYFS_DB={team_backend.db}\nexport SLYFS_BLOBS='{team_backend.blobs}'\n"
+                      f"SLYFS_S3_ENDPOINT={team_backend.endpoint}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLYFS_")}
+
+    def serve(*words: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "slyfs", "serve", *words], capture_output=True, text=True,
+                              timeout=60, env=env)
+
+    added = serve("--config", str(config), "user", "add", "dave")
+    assert added.returncode == 0, added.stderr
+    assert "dave" in admin(team_backend, "user", "list"), "the file's store is the one written"
+    missing = serve("--config", str(tmp_path / "nope.env"), "user", "list")
+    assert missing.returncode == 2 and "nope.env" in missing.stderr
+
+
 def new_user(backend: TeamBackend, login: str) -> str:
     """`slyfs serve user add LOGIN`; returns the user's first token."""
     return admin(backend, "user", "add", login).strip().rsplit(": ", 1)[1]
