@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from slyfs.demo import PROJECT, TEAM, WORKSPACE
 from slyfs.platform.local import LocalStore
 from tests.conftest import mount_backend
 from tests.helpers.images import image_bytes
+from tests.helpers.mount import wait_for
 from tests.test_dropzone import wait_imports, zone
 
 pytestmark = pytest.mark.mount
@@ -111,12 +111,6 @@ def image_projects(store_root: Path) -> list[tuple[str, str, str]]:
         store.close()
 
 
-def wait_for(path: Path, timeout: float = 20) -> Path:
-    deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert path.exists(), path
-    return path
 
 
 def sly_annotations(project_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,9 @@ from slyfs.imports.detect import convert_folder
 from slyfs.imports.upload import upload_project
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
+from tests.helpers.mount import wait_for
 from tests.test_dropzone import wait_imports, zone
+from tests.test_views_coco import coco_files
 from tests.test_views_common import SDK_PROJECT, load_sly_folder, project_view, read_all, walk
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools under numpy 2
@@ -117,12 +118,6 @@ def write_hand_made(root: Path) -> dict[str, Any]:
     return doc
 
 
-def wait_for(path: Path, timeout: float = 15) -> Path:
-    deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert path.exists(), path
-    return path
 
 
 def class_titles(project: Path) -> list[str]:
@@ -226,15 +221,8 @@ def import_into(store: LocalStore, folder: Path, name: str) -> int:
 
 
 def view_files(store: LocalStore, pid: int, dest: Path) -> dict[str, Path]:
-    """The project's coco/annotations files, read through the view's nodes, written to `dest`."""
-    files = read_all({k: v for k, v in walk(project_view(store, pid, "coco")).items() if k.startswith("annotations/")})
-    out = {}
-    for rel, data in files.items():
-        path = dest / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        out[rel.removeprefix("annotations/")] = path
-    return out
+    """The project's coco/annotations files by name, written to `dest`."""
+    return {rel.removeprefix("annotations/"): path for rel, path in coco_files(store, pid, dest).items()}
 
 
 def test_coco_2017_layout_instances_and_person_keypoints_round_trip(store: LocalStore, tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from slyfs.model import Annotation, ProjectMeta
 from slyfs.platform.local import LocalStore
 from tests.conftest import mount_backend
 from tests.helpers.images import image_bytes
-from tests.helpers.mount import tree_files
+from tests.helpers.mount import tree_files, wait_for
 from tests.test_dropzone import wait_imports
 from tests.test_views_common import SDK_PROJECT, load_sly_folder
 
@@ -271,12 +270,6 @@ def compare_voc(source: dict[str, bytes], view: dict[str, bytes]) -> int:
 # ---- through the mount ------------------------------------------------------------------------------------
 
 
-def wait_for(path: Path, timeout: float = 20) -> Path:
-    deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert path.exists(), path
-    return path
 
 
 def copy_tree(src: Path, dest: Path) -> dict[str, bytes]:

@@ -30,7 +30,7 @@ from slyfs.model import ProjectMeta
 from slyfs.platform.local import LocalStore
 from tests.conftest import mount_backend
 from tests.helpers.images import image_bytes
-from tests.helpers.mount import tree_files
+from tests.helpers.mount import tree_files, wait_for
 from tests.test_dropzone import wait_imports, zone
 from tests.test_views_common import SDK_PROJECT, load_sly_folder
 
@@ -198,11 +198,6 @@ def assert_same_dataset(source: dict[str, Any], back: dict[str, Any], task: str)
 # ---- through the mount ------------------------------------------------------------------------------------
 
 
-def _when_listed(path: Path, timeout: float = 15) -> Path:
-    deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return path
 
 
 @pytest.mark.parametrize("backend", ["local", "http"])
@@ -229,12 +224,12 @@ def test_yolo_round_trips_through_the_mount(backend: str, demo_store: Path, tmp_
 
         for task in TASKS:
             # 1. the hand-written dataset, read back through the view of its task
-            back = _when_listed(ws / f"toy_{task}" / "yolo" / task)
+            back = wait_for(ws / f"toy_{task}" / "yolo" / task)
             assert_same_dataset(read_dataset(written / f"toy_{task}"), read_dataset(back), task)
             # 2. a view imported again is viewed again byte for byte
             for source in SOURCES:
                 first = tree_files(ws / source / "yolo" / task)
-                again = tree_files(_when_listed(ws / f"{source}_{task}" / "yolo" / task))
+                again = tree_files(wait_for(ws / f"{source}_{task}" / "yolo" / task))
                 assert sorted(again) == sorted(first), (source, task)
                 differ = [k for k in first if again[k] != first[k]]
                 assert not differ, (source, task, differ, [(first[k][:300], again[k][:300]) for k in differ[:2]])

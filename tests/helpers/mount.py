@@ -51,3 +51,13 @@ def tree_files(root: Path) -> dict[str, bytes]:
             p = Path(dirpath) / name
             out[str(p.relative_to(root))] = p.read_bytes()
     return out
+
+
+def wait_for(path: Path, timeout: float = 20) -> Path:
+    """`path` once it exists (a project listed after its import, a file the mount shows): fails after
+    `timeout` seconds, naming it."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert path.exists(), path
+    return path
