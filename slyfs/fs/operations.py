@@ -122,10 +122,14 @@ class SlyOperations(pyfuse3.Operations):
         ino = self.moved_inodes.get(path)
         if ino is not None:
             return ino
-        ino = self._derived_inode(path)
+        return self._probe(path)[0]
+
+    def _probe(self, path: tuple[str, ...]) -> tuple[int, bool]:
+        """The derived inode of `path`, or the next free one after a collision; and whether it collided."""
+        ino = derived = self._derived_inode(path)
         while ino in self.entries and self.entries[ino].path != path:
             ino += 1
-        return ino
+        return ino, ino != derived
 
     @staticmethod
     def _derived_inode(path: tuple[str, ...]) -> int:
@@ -139,11 +143,12 @@ class SlyOperations(pyfuse3.Operations):
         return ino if entry is not None and entry.path == path else None
 
     def _register(self, node: Node, path: tuple[str, ...]) -> int:
-        ino = self._inode_for(path)
+        moved = self.moved_inodes.get(path) if path else pyfuse3.ROOT_INODE
+        ino, collided = (moved, False) if moved is not None else self._probe(path)
         entry = self.entries.get(ino)
         if entry is None:
             self.entries[ino] = Entry(node, path)
-            if ino != self._derived_inode(path):  # a collision: remember, lest the other's forget move it
+            if collided:  # remember, lest the other's forget move it (one hash per new entry, not two)
                 self.moved_inodes[path] = ino
         else:
             entry.node = node
