@@ -8,10 +8,16 @@ A generated project of N images (640x480 JPEGs of realistic size, one dataset) i
   the images' mean size read the same way; and from disk (page cache dropped) vs local disk;
 - re-reads of the images (page cache) vs local disk and vs the trivial filesystem's re-read;
 - `cp -r sly/` from a fresh mount vs copying the same tree from local disk (both into RAM);
-- peak RSS of the mount process.
+- peak RSS of the mount process;
+- shards (`--part shards`, issue #17): the images read as webdataset/ shards through the mount, cold
+  (fresh mount, page cache dropped) and warm (re-read), vs the same images read as files through the
+  mount (cold and warm), vs locally: `tar cf -` of the store's own blob files with the page cache
+  dropped, and `dd` of a local file of the shards' size from the page cache. Rounds interleave the
+  contenders; each ratio is the median of per-round ratios.
 First reads, `dd` and `cp -r` are medians over `--rounds` fresh mounts (timings here vary by 2x).
 
 Usage: .venv/bin/python scripts/bench_read.py [--images 10000] [--workdir DIR] [--rounds 3]
+       [--part all|files|shards]
 """
 
 from __future__ import annotations
@@ -142,11 +148,78 @@ def copy_time(src: Path, dest_root: Path) -> float:
     return t
 
 
+def shard_bench(work: Path, store_root: Path, rounds: int) -> None:
+    """Issue #17: reading the images as webdataset/ shards vs as files vs locally, cold and warm."""
+    mp = work / "mnt"
+    view = mp / "bench" / "ws" / "big"
+    shard_dir, img = view / "webdataset" / "ds", view / "sly" / "ds" / "img"
+    with slyfs_mount(mp, store_root, work):
+        shards = sorted(shard_dir.iterdir())
+        shard_bytes = sum(p.stat().st_size for p in shards)
+        img_bytes = sum(p.stat().st_size for p in img.iterdir())
+        n_img = sum(1 for _ in img.iterdir())
+    blobs = store_root / "blobs"
+    local_file = work / "local-shard-sized"
+    if not local_file.exists() or local_file.stat().st_size != shard_bytes:
+        with open(local_file, "wb") as f:  # incompressible bytes, the shards' size
+            for left in range(shard_bytes, 0, -(64 << 20)):
+                f.write(os.urandom(min(left, 64 << 20)))
+    # read like the local file: dd with 1 MiB buffers, one shard after the other
+    cat_shards = "; ".join(f"dd if={p} of=/dev/null bs=1M status=none" for p in shards)
+    # GNU tar skips reading files when it writes to /dev/null itself: through a pipe it reads them
+    tar_blobs = f"tar cf - -C {blobs} . | cat > /dev/null"
+    dd_local = ["dd", f"if={local_file}", "of=/dev/null", "bs=1M"]
+
+    t: dict[str, list[float]] = {k: [] for k in (
+        "shard_cold", "shard_warm", "files_cold", "files_warm", "tar_cold", "dd_warm")}
+    for _ in range(rounds):
+        drop_caches()
+        t["tar_cold"].append(timed(tar_blobs))
+        drop_caches()
+        with slyfs_mount(mp, store_root, work):
+            timed(["ls", "-l", str(shard_dir)])
+            t["shard_cold"].append(timed(cat_shards))
+            t["shard_warm"].append(min(timed(cat_shards) for _ in range(2)))
+        drop_caches()
+        with slyfs_mount(mp, store_root, work):
+            timed(["ls", "-l", str(img)])
+            t["files_cold"].append(read_all(img))
+            t["files_warm"].append(min(read_all(img) for _ in range(2)))
+        timed(dd_local, stderr=subprocess.DEVNULL)  # into the page cache
+        t["dd_warm"].append(min(timed(dd_local, stderr=subprocess.DEVNULL) for _ in range(2)))
+
+    def mbps(key: str, nbytes: int) -> list[float]:
+        return [nbytes / 1e6 / s for s in t[key]]
+
+    rates = {"shard_cold": mbps("shard_cold", shard_bytes), "shard_warm": mbps("shard_warm", shard_bytes),
+             "files_cold": mbps("files_cold", img_bytes), "files_warm": mbps("files_warm", img_bytes),
+             "tar_cold": mbps("tar_cold", img_bytes), "dd_warm": mbps("dd_warm", shard_bytes)}
+
+    def ratio(ours: str, theirs: str) -> float:
+        return statistics.median(o / r for o, r in zip(rates[ours], rates[theirs], strict=True))
+
+    def show(key: str) -> str:
+        return f"{statistics.median(rates[key]):.0f} MB/s (rounds: {', '.join(f'{r:.0f}' for r in rates[key])})"
+
+    print(f"\nshards: {n_img} images, {img_bytes / 1e6:.0f} MB (mean {img_bytes / n_img / 1e3:.0f} KB) in "
+          f"{len(shards)} shards of {shard_bytes / 1e6:.0f} MB in all; {rounds} interleaved rounds, medians")
+    print(f"cold (page cache dropped): shards through the mount {show('shard_cold')}; files through the mount "
+          f"{show('files_cold')}; local `tar cf -` of the store's blobs {show('tar_cold')}")
+    print(f"warm (page cache): shards re-read {show('shard_warm')}; files re-read {show('files_warm')}; "
+          f"dd of a local file of the shards' size {show('dd_warm')}")
+    print(f"shards cold / local tar cold = {ratio('shard_cold', 'tar_cold'):.2f} (goal >= 0.70); "
+          f"files cold / local tar cold = {ratio('files_cold', 'tar_cold'):.2f}")
+    print(f"shards warm / dd warm = {ratio('shard_warm', 'dd_warm'):.2f} (goal >= 0.70); "
+          f"files warm / dd warm = {ratio('files_warm', 'dd_warm'):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=10000)
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--rounds", type=int, default=3, help="fresh mounts per first-read figure (median)")
+    ap.add_argument("--part", choices=["all", "files", "shards"], default="all",
+                    help="files: the sly/ read path; shards: webdataset/ shards vs files vs local (issue #17)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="slyfs-bench-"))
     store_root, mp, local = work / "store", work / "mnt", work / "local"
@@ -155,6 +228,9 @@ def main() -> None:
         t = time.perf_counter()
         make_store(store_root, args.images)
         print(f"generated {args.images} images in {time.perf_counter() - t:.1f} s")
+    if args.part == "shards":
+        shard_bench(work, store_root, args.rounds)
+        return
     dest = scratch(work)
 
     results: dict[str, float] = {}
@@ -262,6 +338,8 @@ def main() -> None:
     print(f"cp -r sly/ into RAM: from a fresh mount {results['cp_mount']:.1f} s, from the local-disk copy "
           f"{results['cp_local']:.1f} s -> {results['cp_local'] / results['cp_mount']:.2f}x of local")
     print(f"peak RSS of the mount: {rss:.0f} MB")
+    if args.part == "all":
+        shard_bench(work, store_root, args.rounds)
 
 
 if __name__ == "__main__":
