@@ -27,7 +27,7 @@ import requests
 from slyfs.demo import PROJECT, TEAM, WORKSPACE
 from slyfs.platform.base import NameConflict, Platform, PlatformError, content_hash
 from slyfs.platform.http import SuperviselyClient
-from slyfs.platform.local import LocalStore
+from slyfs.platform.local import MIGRATIONS, LocalStore
 from tests.conftest import DATA
 from tests.helpers.images import image_bytes
 from tests.helpers.mount import mounted, tree_files
@@ -245,7 +245,7 @@ def test_schema_is_versioned_and_migrated_once(team_backend: TeamBackend) -> Non
     (another server, a restart) migrates nothing and keeps the data."""
     store = team_backend.open()
     try:
-        assert store.database.version(store._db) == 2
+        assert store.database.version(store._db) == len(MIGRATIONS)
         team = store.create_team("t")
     finally:
         store.close()

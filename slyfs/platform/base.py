@@ -24,6 +24,7 @@ from slyfs.model.entities import (
     Team,
     Workspace,
 )
+from slyfs.model.video import VideoInfo
 
 
 class PlatformError(Exception):
@@ -157,6 +158,53 @@ class Platform(ABC):
 
     @abstractmethod
     def remove_project(self, project_id: int) -> None: ...
+
+    # ---- videos (projects of type "videos") ----------------------------------------------
+    # A video is an item of a dataset like an image (same id space: `images.bulk.remove` removes
+    # both on the platform). Its annotation is the SDK's video annotation JSON (slyfs.model.video),
+    # in pixel coordinates, with a `key` on the annotation, every object, figure and tag, the same
+    # on every read, and an `id` on each object, figure and tag.
+    @abstractmethod
+    def iter_videos(self, dataset_id: int, page_size: int = 500) -> Iterator[VideoInfo]:
+        """The dataset's own videos (not its children's), by id, fetched page by page."""
+
+    @abstractmethod
+    def get_video(self, video_id: int) -> VideoInfo: ...
+
+    @abstractmethod
+    def read_video(self, video_id: int, offset: int = 0, size: int = -1) -> bytes:
+        """Video bytes from `offset`, `size` bytes (-1: to the end); short only at the end."""
+
+    @abstractmethod
+    def add_videos(self, dataset_id: int, files: list[tuple[str, Path]]) -> list[VideoInfo]:
+        """Upload video files as (name, path) and create the videos, answered in request order.
+
+        The platform probes each file (frames, timecodes, size, codec). A file that is not a
+        decodable video raises PlatformError naming it; NameConflict names every name already
+        taken. Either way no video is created.
+        """
+
+    @abstractmethod
+    def get_video_annotation(self, video_id: int) -> dict[str, Any]:
+        """The video's annotation as the SDK's JSON (an empty one, sized, for a video without labels)."""
+
+    def get_video_annotations(self, dataset_id: int, video_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Annotations of several videos of one dataset; implementations override with bulk requests."""
+        return {video_id: self.get_video_annotation(video_id) for video_id in video_ids}
+
+    @abstractmethod
+    def set_video_annotation(self, video_id: int, annotation: dict[str, Any]) -> dict[str, Any]:
+        """Replace the video's annotation with this SDK JSON; returns it as stored (with ids).
+
+        Keys of objects, figures and tags given are kept, missing ones derived from the new ids
+        (`slyfs.model.video.derived_key`); the annotation's own `key` names the video and is always
+        `derived_key("videos", video_id)`.
+        Raises PlatformError naming the problem (unknown class, frame past the end, figure outside the
+        frame, unknown object key) and changes nothing then.
+        """
+
+    @abstractmethod
+    def remove_videos(self, video_ids: list[int]) -> None: ...
 
     # ---- conveniences built on the above --------------------------------------------------
     def add_images_bytes(self, dataset_id: int, images: list[tuple[str, bytes]]) -> list[ImageInfo]:

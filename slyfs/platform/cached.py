@@ -36,6 +36,7 @@ from typing import Any, TypeVar, overload
 from cachetools import LRUCache, TTLCache
 
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, Team, Workspace
+from slyfs.model.video import VideoInfo
 from slyfs.platform.base import Platform, Unavailable
 from slyfs.platform.budget import DEFAULT_MEMORY, share
 from slyfs.platform.pids import process_alive
@@ -595,6 +596,26 @@ class CachedPlatform:
                                       self._parsed)
 
         return self._bundles.get(("anns", dataset_id), lambda: self._call(fetch))
+
+    # ---- videos: small lists, cached like the tree (TTL, one fetch at a time per key) ----------
+    def videos(self, dataset_id: int) -> list[VideoInfo]:
+        """The dataset's videos by id."""
+        p = self.platform
+        return self._lists.get(("videos", dataset_id), lambda: self._call(lambda: list(p.iter_videos(dataset_id))))
+
+    def video_annotations(self, dataset_id: int) -> dict[int, dict[str, Any]]:
+        """video id -> annotation (the SDK's JSON, keys included) of every video of the dataset."""
+        p = self.platform
+
+        def fetch() -> dict[int, dict[str, Any]]:
+            ids = [v.id for v in self.videos(dataset_id)]
+            return p.get_video_annotations(dataset_id, ids) if ids else {}
+
+        return self._lists.get(("video_anns", dataset_id), lambda: self._call(fetch))
+
+    def read_video(self, video: VideoInfo, offset: int, size: int) -> bytes:
+        """Video bytes: straight from the platform (a frame reader keeps its own bounded cache)."""
+        return self._call(self.platform.read_video, video.id, offset, size)
 
     def _snapshot_dir(self) -> SnapshotDir:
         with self._snapshots_lock:

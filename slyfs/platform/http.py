@@ -45,6 +45,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -61,6 +62,9 @@ from slyfs.model.entities import (
     Team,
     Workspace,
 )
+from slyfs.model.errors import FormatError
+from slyfs.model.meta import ProjectMeta
+from slyfs.model.video import VideoAnnotation, VideoInfo, derived_key
 from slyfs.platform.base import (
     NameConflict,
     NotFound,
@@ -475,11 +479,15 @@ class SuperviselyClient(Platform):
 
     def read_image(self, image_id: int, offset: int = 0, size: int = -1) -> bytes:
         """`images.download` with a Range; a broken stream resumes from the last byte received."""
+        return self._read_ranged("images.download", image_id, offset, size)
+
+    def _read_ranged(self, method: str, image_id: int, offset: int, size: int) -> bytes:
+        """`method` ({"id"} answered with the file's bytes, Range honoured) from `offset`, `size` bytes."""
         if size == 0:
             return b""
         end = None if size < 0 else offset + size  # exclusive
         got = bytearray()
-        retry = _Retry(self, "images.download")
+        retry = _Retry(self, method)
         while end is None or offset + len(got) < end:
             start = offset + len(got)
             byte_range = f"bytes={start}-" + ("" if end is None else str(end - 1))
@@ -490,7 +498,7 @@ class SuperviselyClient(Platform):
                     break
                 pos = start if resp.status_code == 206 else 0
                 if resp.status_code == 206:
-                    _check_content_range(resp, start, image_id)
+                    _check_content_range(resp, start, image_id, method)
                 whole = hashlib.sha256() if resp.status_code == 200 else None
                 try:
                     for chunk in resp.iter_content(CHUNK):
@@ -907,6 +915,163 @@ class SuperviselyClient(Platform):
     def remove_project(self, project_id: int) -> None:
         self._call("projects.remove", {"id": project_id})
 
+    # ---- videos --------------------------------------------------------------------------------
+    def iter_videos(self, dataset_id: int, page_size: int = 500) -> Iterator[VideoInfo]:
+        payload = {"datasetId": dataset_id, "filter": [], "sort": "id", "sort_order": "asc",
+                   "forceMetadataForLinks": False, "rawVideoMeta": False}
+        for entity in self._iter_pages("videos.list", payload, "id", per_page=page_size):
+            yield VideoInfo.from_api(entity)
+
+    def get_video(self, video_id: int) -> VideoInfo:
+        return VideoInfo.from_api(self._call("videos.info", {"id": video_id, "forceMetadataForLinks": False}))
+
+    def read_video(self, video_id: int, offset: int = 0, size: int = -1) -> bytes:
+        """`videos.download` with a Range (what the SDK's async download sends)."""
+        return self._read_ranged("videos.download", video_id, offset, size)
+
+    def add_videos(self, dataset_id: int, files: list[tuple[str, Path]]) -> list[VideoInfo]:
+        """As the SDK's `upload_paths`: bytes the server lacks through `videos.bulk.upload` (one file a
+        request; the server probes it), then `videos.bulk.add`. A file the server refuses raises
+        PlatformError naming it before any video is created."""
+        check_unique_names([NewImage(name=n, hash="-") for n, _ in files])
+        taken = sorted({v.name for v in self.iter_videos(dataset_id)} & {n for n, _ in files})
+        if taken:
+            raise NameConflict(f"names already in dataset {dataset_id}: {', '.join(taken)}", taken)
+        hashes: list[str] = []
+        for name, path in files:
+            try:
+                data = Path(path).read_bytes()
+            except OSError as e:
+                raise PlatformError(f"video {name!r}: cannot read {path}: {e.strerror or e}") from e
+            h = content_hash(data)
+            hashes.append(h)
+            if self.existing_hashes([h]):
+                continue
+            answer = self._call("videos.bulk.upload", files=[("0-file", (name, data, "video/*"))])
+            entry = answer[0] if isinstance(answer, list) and answer and isinstance(answer[0], dict) else {}
+            if entry.get("hash") != h:
+                why = entry.get("errors") or "the server did not store it"
+                raise PlatformError(f"video {name!r} ({path}): {_error_text(why)}")
+        videos = [{"title": n, "hash": h, "meta": {}} for (n, _), h in zip(files, hashes, strict=True)]
+        out: list[VideoInfo] = []
+        for batch in _batched(videos, BATCH):
+            answer = self._call("videos.bulk.add", {"datasetId": dataset_id, "videos": list(batch),
+                                                    "forceMetadataForLinks": False})
+            if not isinstance(answer, list):
+                raise PlatformError("videos.bulk.add: the answer is not a list")
+            by_name = {e.get("name"): e for e in answer if isinstance(e, dict)}
+            out += [VideoInfo.from_api(by_name[v["title"]]) for v in batch if v["title"] in by_name]
+        return out
+
+    def get_video_annotation(self, video_id: int) -> dict[str, Any]:
+        return self.get_video_annotations(self.get_video(video_id).dataset_id, [video_id])[video_id]
+
+    def get_video_annotations(self, dataset_id: int, video_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """`videos.annotations.bulk.info`, 10 a request; keys the server does not hold are derived from ids."""
+        out: dict[int, dict[str, Any]] = {}
+        for batch in _batched(list(dict.fromkeys(video_ids)), 10):
+            answer = self._call("videos.annotations.bulk.info", {"datasetId": dataset_id, "videoIds": list(batch)})
+            if not isinstance(answer, list):
+                raise PlatformError("videos.annotations.bulk.info: the answer is not a list")
+            for raw in answer:
+                if isinstance(raw, dict) and isinstance(raw.get("videoId"), int):
+                    out[raw["videoId"]] = _keyed(raw)
+        missing = [i for i in video_ids if i not in out]
+        if missing:
+            raise NotFound(f"videos {missing[:10]} not found in dataset {dataset_id}")
+        return out
+
+    def set_video_annotation(self, video_id: int, annotation: dict[str, Any]) -> dict[str, Any]:
+        """Checked here first (nothing changes if it is bad), then: the old objects and tags removed, and
+        tags, objects, object tags and figures added one kind at a time, as the SDK uploads them."""
+        video = self.get_video(video_id)
+        project_id = int(video.project_id or self.get_dataset_project(video.dataset_id))
+        meta_json = self.get_project_meta(project_id)
+        try:
+            ann = VideoAnnotation.from_json(annotation, ProjectMeta.from_json(meta_json))
+        except FormatError as e:
+            raise PlatformError(f"annotation of video {video_id}: {e}") from None
+        if ann.frames_count != video.frames_count:
+            raise PlatformError(f"annotation of video {video_id}: framesCount {ann.frames_count} is not the "
+                                f"video's {video.frames_count} frames")
+        tag_ids = {t["name"]: t["id"] for t in meta_json.get("tags") or [] if isinstance(t, dict) and "id" in t}
+        class_ids = {c["title"]: c["id"] for c in meta_json.get("classes") or [] if isinstance(c, dict) and "id" in c}
+        old = self.get_video_annotation(video_id)
+        old_objects = [o["id"] for o in old.get("objects") or [] if isinstance(o.get("id"), int)]
+        if old_objects:
+            self._call("annotation-objects.bulk.remove", old_objects)
+        for t in old.get("tags") or []:
+            if isinstance(t.get("id"), int):
+                self._call("videos.tags.remove", {"id": t["id"]})
+
+        def tag_json(tag: Any) -> dict[str, Any]:
+            return {**tag.to_json(), "tagId": tag_ids[tag.name]}
+
+        if ann.tags:
+            self._call("videos.tags.bulk.add", {"videoId": video_id, "tags": [tag_json(t) for t in ann.tags]},
+                       once=True)
+        object_ids: dict[str | None, int] = {}
+        if ann.objects:
+            answer = self._call("annotation-objects.bulk.add", {"datasetId": video.dataset_id, "annotationObjects": [
+                {"classId": class_ids[o.class_title], "entityId": video_id, "key": o.key} for o in ann.objects]},
+                once=True)
+            ids = [e.get("id") for e in answer] if isinstance(answer, list) else []
+            if len(ids) != len(ann.objects):
+                raise PlatformError(f"annotation-objects.bulk.add: expected {len(ann.objects)} ids in the answer")
+            object_ids = {o.key: i for o, i in zip(ann.objects, ids, strict=True)}
+            object_tags = [{**tag_json(t), "objectId": object_ids[o.key]} for o in ann.objects for t in o.tags]
+            if object_tags:
+                self._call("annotation-objects.tags.bulk.add", {"projectId": project_id, "tags": object_tags},
+                           once=True)
+        figures = [{**fig.to_json(), "objectId": object_ids[fig.object_key], "meta": {"frame": index}}
+                   for index, fig in ann.figures()]
+        for batch in _batched(figures, 100):
+            self._call("figures.bulk.add", {"entityId": video_id, "figures": list(batch)}, once=True)
+        return self.get_video_annotation(video_id)
+
+    def get_dataset_project(self, dataset_id: int) -> int:
+        return Dataset.model_validate(self._call("datasets.info", {"id": dataset_id})).project_id
+
+    def remove_videos(self, video_ids: list[int]) -> None:
+        self.remove_images(video_ids)  # the platform removes videos through the images endpoint
+
+
+def _error_text(errors: Any) -> str:
+    if isinstance(errors, list):
+        return "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+    return str(errors)
+
+
+def _keyed(raw: dict[str, Any]) -> dict[str, Any]:
+    """A server's video annotation as the SDK's JSON: the wire-only fields dropped, and every object,
+    figure and tag given a key (the one the server holds, else one derived from its id), figures
+    pointing at their object's key."""
+    ann = {k: v for k, v in raw.items() if k not in ("videoId", "videoName", "datasetId", "createdAt", "updatedAt")}
+    ann.setdefault("key", derived_key("videos", raw["videoId"]))
+
+    def keyed(item: dict[str, Any], kind: str) -> dict[str, Any]:
+        if item.get("key") or not isinstance(item.get("id"), int):
+            return item
+        return {**item, "key": derived_key(kind, item["id"])}
+
+    ann["tags"] = [keyed(t, "tags") for t in ann.get("tags") or []]
+    objects = [keyed(o, "objects") for o in ann.get("objects") or []]
+    for o in objects:
+        o["tags"] = [keyed(t, "tags") for t in o.get("tags") or []]
+    ann["objects"] = objects
+    key_of = {o.get("id"): o.get("key") for o in objects}
+    frames = []
+    for frame in ann.get("frames") or []:
+        figures = []
+        for fig in frame.get("figures") or []:
+            fig = keyed(fig, "figures")
+            if not fig.get("objectKey") and fig.get("objectId") in key_of:
+                fig = {**fig, "objectKey": key_of[fig["objectId"]]}
+            figures.append(fig)
+        frames.append({**frame, "figures": figures})
+    ann["frames"] = frames
+    return VideoAnnotation.model_validate(ann).to_json()
+
 
 def _is_special(label: Any) -> bool:
     """A label annotations.bulk.add does not take: it is created with figures.bulk.add."""
@@ -949,9 +1114,10 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-def _check_content_range(resp: requests.Response, start: int, image_id: int) -> None:
+def _check_content_range(resp: requests.Response, start: int, image_id: int, method: str = "images.download"
+                         ) -> None:
     match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
     if match and int(match.group(1)) != start:
         raise PlatformError(
-            f"images.download: image {image_id}: asked for bytes from {start}, got from {match.group(1)}"
+            f"{method}: item {image_id}: asked for bytes from {start}, got from {match.group(1)}"
         )

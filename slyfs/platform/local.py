@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mimetypes
 import os
 import secrets
 import sqlite3
@@ -51,7 +52,10 @@ from slyfs.model.entities import (
     Team,
     Workspace,
 )
-from slyfs.platform import links
+from slyfs.model.errors import FormatError
+from slyfs.model.meta import ProjectMeta
+from slyfs.model.video import VideoAnnotation, VideoInfo, derived_key
+from slyfs.platform import links, videoprobe
 from slyfs.platform.backends.blobs import BlobStore, FileBlobs, hex_of
 from slyfs.platform.backends.sql import ConstraintError, Database, SqliteDatabase
 from slyfs.platform.base import NameConflict, NotFound, Platform, PlatformError, check_unique_names, content_hash
@@ -121,6 +125,22 @@ CREATE TABLE IF NOT EXISTS members(
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     role TEXT NOT NULL, PRIMARY KEY(team_id, user_id));
 """
+# Version 3: videos. A video is a row of `images` (one id space and one name space per dataset, as on the
+# platform, where `images.bulk.remove` removes videos too) plus its `videos` row: the probed file meta
+# (the API's `fileMeta`) and the annotation JSON (SDK form, keys and ids included). `video_probes` keeps
+# what probing a blob found, by hash, so `videos.bulk.upload` probes once and `videos.bulk.add` and
+# `import-storage.internal.meta.list` read it. `video_entities` gives ids to objects, figures and tags.
+SCHEMA_VIDEOS = """
+CREATE TABLE IF NOT EXISTS video_probes(
+    hash TEXT PRIMARY KEY, file_meta TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS videos(
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    file_meta TEXT NOT NULL, custom_data TEXT NOT NULL DEFAULT '{}', annotation TEXT);
+CREATE TABLE IF NOT EXISTS video_entities(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE, kind TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS video_entities_video ON video_entities(video_id);
+"""
 ROLES = ("admin", "developer", "annotator", "viewer")  # the platform's; a viewer only reads
 FIRST_WORKSPACE = "First Workspace"  # what the platform gives a new user's team
 # The team an entity belongs to, by kind: how a user's token is kept to its own teams.
@@ -132,6 +152,9 @@ TEAM_OF = {
                " JOIN workspaces w ON w.id=p.workspace_id WHERE d.id=?",
     "image": "SELECT w.team_id FROM images i JOIN datasets d ON d.id=i.dataset_id JOIN projects p ON p.id=d.project_id"
              " JOIN workspaces w ON w.id=p.workspace_id WHERE i.id=?",
+    "video_entity": "SELECT w.team_id FROM video_entities v JOIN images i ON i.id=v.video_id"
+                    " JOIN datasets d ON d.id=i.dataset_id JOIN projects p ON p.id=d.project_id"
+                    " JOIN workspaces w ON w.id=p.workspace_id WHERE v.id=?",
     "figure": "SELECT w.team_id FROM figures f JOIN images i ON i.id=f.image_id JOIN datasets d ON d.id=i.dataset_id"
               " JOIN projects p ON p.id=d.project_id JOIN workspaces w ON w.id=p.workspace_id WHERE f.id=?",
 }
@@ -245,6 +268,11 @@ class LocalStore(Platform):
         for statement in self.database.ddl(SCHEMA_ACCOUNTS):
             db.execute(statement)
 
+    def _migration_3(self, db: Any) -> None:
+        """Version 3: videos (their file meta and annotations), probe results by hash, annotation entity ids."""
+        for statement in self.database.ddl(SCHEMA_VIDEOS):
+            db.execute(statement)
+
     def _one(self, sql: str, args: tuple[Any, ...], what: str) -> Any:
         row = self._db.execute(sql, args).fetchone()
         if row is None:
@@ -349,6 +377,13 @@ class LocalStore(Platform):
             if not db.execute(lock, (project_id,)).fetchone():
                 raise NotFound(f"project {project_id} not found")
             meta = self._with_meta_ids(db, project_id, meta)
+            # the type is the project's (set by projects.add), not the meta's: a meta.json without
+            # `projectType` (what the SDK uploads) must not turn a video project into an image one.
+            # (An image project's meta is stored as given: a missing type reads as "images" anyway.)
+            old_type = db.execute("SELECT meta FROM projects WHERE id=?", (project_id,)).fetchone()
+            kind = json.loads(old_type["meta"]).get("projectType")
+            if kind and kind != "images":
+                meta = {**meta, "projectType": kind}
             db.execute(
                 "UPDATE projects SET meta=?, updated_at=? WHERE id=?", (json.dumps(meta), now_iso(), project_id)
             )
@@ -830,6 +865,403 @@ class LocalStore(Platform):
         )
         db.execute("UPDATE images SET updated_at=? WHERE id=?", (ts, image_id))
 
+    # ---- videos ------------------------------------------------------------------------------
+    _VIDEO_SQL = """
+        SELECT i.id, i.name, i.dataset_id, d.project_id, i.hash, i.link, i.size, i.meta, i.created_at,
+               i.updated_at, v.file_meta, v.custom_data
+        FROM images i JOIN videos v ON v.image_id=i.id JOIN datasets d ON d.id=i.dataset_id
+    """
+
+    @staticmethod
+    def _video(row: Any) -> VideoInfo:
+        return VideoInfo.from_api({
+            "id": row["id"], "name": row["name"], "datasetId": row["dataset_id"], "projectId": row["project_id"],
+            "hash": row["hash"], "link": row["link"], "createdAt": row["created_at"],
+            "updatedAt": row["updated_at"], "meta": json.loads(row["meta"]),
+            "customData": json.loads(row["custom_data"]), "fileMeta": json.loads(row["file_meta"]),
+        })
+
+    def iter_videos(self, dataset_id: int, page_size: int = 500) -> Iterator[VideoInfo]:
+        last = 0
+        while True:
+            rows = self._db.execute(self._VIDEO_SQL + " WHERE i.dataset_id=? AND i.id>? ORDER BY i.id LIMIT ?",
+                                    (dataset_id, last, page_size)).fetchall()
+            yield from (self._video(r) for r in rows)
+            if len(rows) < page_size:
+                return
+            last = rows[-1]["id"]
+
+    def videos_by_id(self, video_ids: Sequence[int]) -> list[VideoInfo]:
+        """The videos among `video_ids` that exist, in id order."""
+        out: list[VideoInfo] = []
+        unique = list(dict.fromkeys(video_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self._db.execute(self._VIDEO_SQL + f" WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
+            out += [self._video(r) for r in rows]
+        return sorted(out, key=lambda v: v.id)
+
+    def get_video(self, video_id: int) -> VideoInfo:
+        return self._video(self._one(self._VIDEO_SQL + " WHERE i.id=?", (video_id,), f"video {video_id}"))
+
+    def is_video(self, item_id: int) -> bool:
+        return self._db.execute("SELECT 1 FROM videos WHERE image_id=?", (item_id,)).fetchone() is not None
+
+    def read_video(self, video_id: int, offset: int = 0, size: int = -1) -> bytes:
+        video = self.get_video(video_id)
+        if not video.hash:
+            raise PlatformError(f"video {video_id} has no stored bytes")
+        return self.blobs.read(video.hash, offset, size)
+
+    @staticmethod
+    def video_file_meta(probe: videoprobe.VideoProbe, name: str, size: int) -> dict[str, Any]:
+        """The API's `fileMeta` of a probed file (spec §1.3): the probed video stream's facts lifted to
+        the top, as the platform answers them, plus `fps` (the stream's average rate)."""
+        stream = next((s for s in probe.streams if s.get("index") == probe.stream_index), {})
+        mime = mimetypes.guess_type(name)[0] if name else None
+        return {
+            "codecName": probe.codec, "codecType": "video", "duration": probe.duration,
+            "formatName": probe.format_name, "framesCount": probe.frames_count,
+            "framesToTimecodes": probe.timecodes, "height": probe.height, "index": probe.stream_index,
+            "mime": mime if mime and mime.startswith("video/") else "video/mp4",
+            "rotation": stream.get("rotation", 0), "size": str(size), "startTime": stream.get("startTime", 0),
+            "streams": probe.streams, "width": probe.width, "fps": probe.fps,
+        }
+
+    def probe_video_bytes(self, data: bytes, name: str) -> dict[str, Any]:
+        """`fileMeta` of video bytes; VideoError (naming `name`) if they are not a decodable video."""
+        return self.video_file_meta(videoprobe.probe_file(io.BytesIO(data), name, len(data)), name, len(data))
+
+    def upload_video_blobs(self, videos: list[tuple[str, bytes]]) -> list[str | videoprobe.VideoError]:
+        """`videos.bulk.upload`: probe each (name, bytes), store the good ones and what probing found;
+        per video its hash, or the VideoError that says why it was refused (nothing stored for it)."""
+        results: list[str | videoprobe.VideoError] = []
+        good: list[tuple[str, bytes, dict[str, Any]]] = []
+        for name, data in videos:
+            try:
+                meta = self.probe_video_bytes(data, name)
+            except videoprobe.VideoError as e:
+                results.append(e)
+                continue
+            h = content_hash(data)
+            good.append((h, data, meta))
+            results.append(h)
+        if good:
+            self.upload_blobs([data for _, data, _ in good])
+            self._record_probes({h: meta for h, _, meta in good})
+        return results
+
+    def _record_probes(self, metas: dict[str, dict[str, Any]]) -> None:
+        now = time.time()
+        with self._write() as db:
+            db.executemany("INSERT INTO video_probes(hash, file_meta, created) VALUES (?,?,?)"
+                           " ON CONFLICT(hash) DO UPDATE SET file_meta=excluded.file_meta, created=excluded.created",
+                           [(h, json.dumps(m), now) for h, m in metas.items()])
+
+    def video_file_metas(self, hashes: list[str]) -> dict[str, dict[str, Any]]:
+        """hash -> probed `fileMeta` for the video blobs among `hashes` (probing a stored blob that was
+        uploaded some other way, once)."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT hash, file_meta FROM video_probes WHERE hash IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((r["hash"], json.loads(r["file_meta"])) for r in rows)
+        late: dict[str, dict[str, Any]] = {}
+        for h in unique:
+            if h not in found and self.existing_hashes([h]):
+                try:
+                    late[h] = self.probe_video_bytes(self.blobs.read(h), h)
+                except videoprobe.VideoError:
+                    continue
+        if late:
+            self._record_probes(late)
+            found.update(late)
+        return found
+
+    def add_videos(self, dataset_id: int, files: list[tuple[str, Path]]) -> list[VideoInfo]:
+        """Probe every file first (a bad one raises PlatformError naming it, before anything is stored),
+        then store the bytes and create the videos."""
+        items: list[tuple[str, str, dict[str, Any]]] = []
+        blobs: dict[str, bytes] = {}
+        metas: dict[str, dict[str, Any]] = {}
+        for name, path in files:
+            try:
+                probe = videoprobe.probe(Path(path))
+            except videoprobe.VideoError as e:
+                raise PlatformError(f"video {name!r} ({path}): {e}") from e
+            except OSError as e:
+                raise PlatformError(f"video {name!r}: cannot read {path}: {e.strerror or e}") from e
+            data = Path(path).read_bytes()
+            h = content_hash(data)
+            blobs.setdefault(h, data)
+            metas[h] = self.video_file_meta(probe, name, len(data))
+            items.append((name, h, {}))
+        self._check_names_free(dataset_id, [n for n, _, _ in items])
+        missing = set(blobs) - self.existing_hashes(list(blobs))
+        if missing:
+            self.upload_blobs([blobs[h] for h in missing])
+        self._record_probes(metas)
+        return self.add_video_items(dataset_id, items)
+
+    def _check_names_free(self, dataset_id: int, names: list[str]) -> None:
+        check_unique_names([NewImage(name=n, hash="-") for n in names])
+        taken = self._taken_names(self._db, dataset_id, names)
+        if taken:
+            raise NameConflict(f"names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
+
+    def add_video_items(self, dataset_id: int, items: list[tuple[str, str, dict[str, Any]]]) -> list[VideoInfo]:
+        """`videos.bulk.add`: (name, hash of uploaded bytes, item meta) -> videos, in request order.
+        NotFound for a hash without bytes, PlatformError for bytes that are not a video; NameConflict
+        names every name already taken. Nothing is created then."""
+        names = [name for name, _, _ in items]
+        self._check_names_free(dataset_id, names)
+        metas = self.video_file_metas([h for _, h, _ in items])
+        for name, h, _ in items:
+            if h not in metas:
+                if not self.existing_hashes([h]):
+                    raise NotFound(f"video {name!r}: no uploaded bytes with hash {h}")
+                raise PlatformError(f"video {name!r}: the uploaded bytes are not a decodable video")
+        ts = now_iso()
+        try:
+            with self._write() as db:
+                ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+                if ds is None:
+                    raise NotFound(f"dataset {dataset_id} not found")
+                taken = self._taken_names(db, dataset_id, names)
+                if taken:
+                    raise NameConflict(f"names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
+                ids = []
+                for name, h, item_meta in items:
+                    fm = metas[h]
+                    new_id = db.execute(
+                        "INSERT INTO images(dataset_id, name, hash, link, mime, ext, size, width, height, meta,"
+                        " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                        (dataset_id, name, h, None, fm.get("mime"), split_ext(name), int(fm["size"]), fm.get("width"),
+                         fm.get("height"), json.dumps(item_meta), ts, ts),
+                    ).fetchone()[0]
+                    db.execute("INSERT INTO videos(image_id, file_meta, custom_data, annotation) VALUES (?,?,?,?)",
+                               (new_id, json.dumps(fm), "{}", None))
+                    ids.append(new_id)
+                self._touch_dataset(db, dataset_id, ds["project_id"], ts)
+        except ConstraintError as e:
+            taken = self._taken_names(self._db, dataset_id, names) or names
+            raise NameConflict(f"names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken) from e
+        return [self.get_video(i) for i in ids]
+
+    def remove_videos(self, video_ids: list[int]) -> None:
+        self.remove_images(video_ids)
+
+    # ---- video annotations: stored whole, with ids and keys on every object, figure and tag -----
+    def _video_ann_row(self, db: Any, video_id: int, lock: bool = False) -> tuple[VideoAnnotation, Any]:
+        sql = ("SELECT v.annotation, v.file_meta, i.dataset_id, d.project_id FROM videos v"
+               " JOIN images i ON i.id=v.image_id JOIN datasets d ON d.id=i.dataset_id WHERE v.image_id=?")
+        if lock:
+            sql = "SELECT v.annotation, v.file_meta, v.image_id FROM videos v WHERE v.image_id=?" + \
+                self.database.for_update()
+        row = db.execute(sql, (video_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"video {video_id} not found")
+        if row["annotation"]:
+            return VideoAnnotation.model_validate_json(row["annotation"]), row
+        fm = json.loads(row["file_meta"])
+        return VideoAnnotation.empty(fm.get("height"), fm.get("width"), int(fm.get("framesCount") or 0),
+                                     derived_key("videos", video_id)), row
+
+    def get_video_annotation(self, video_id: int) -> dict[str, Any]:
+        return self._video_ann_row(self._db, video_id)[0].to_json()
+
+    def get_video_annotations(self, dataset_id: int, video_ids: list[int]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for video_id in video_ids:
+            ann, row = self._video_ann_row(self._db, video_id)
+            if row["dataset_id"] != dataset_id:
+                raise NotFound(f"video {video_id} not found in dataset {dataset_id}")
+            out[video_id] = ann.to_json()
+        return out
+
+    def _project_meta_of_video(self, db: Any, video_id: int) -> ProjectMeta:
+        row = db.execute("SELECT p.meta FROM images i JOIN datasets d ON d.id=i.dataset_id"
+                         " JOIN projects p ON p.id=d.project_id WHERE i.id=?", (video_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"video {video_id} not found")
+        return ProjectMeta.from_json(json.loads(row["meta"]))
+
+    @staticmethod
+    def _new_entity(db: Any, video_id: int, kind: str) -> int:
+        return int(db.execute("INSERT INTO video_entities(video_id, kind) VALUES (?,?) RETURNING id",
+                              (video_id, kind)).fetchone()[0])
+
+    def _save_video_ann(self, db: Any, video_id: int, ann: VideoAnnotation) -> None:
+        ts = now_iso()
+        db.execute("UPDATE videos SET annotation=? WHERE image_id=?",
+                   (json.dumps(ann.to_json(), separators=COMPACT), video_id))
+        db.execute("UPDATE images SET updated_at=? WHERE id=?", (ts, video_id))
+
+    def set_video_annotation(self, video_id: int, annotation: dict[str, Any]) -> dict[str, Any]:
+        """Replace the annotation: checked against the project meta and the video's frames and size, then
+        stored with fresh ids on every object, figure and tag (keys given kept, missing ones derived)."""
+        with self._write() as db:
+            _, row = self._video_ann_row(db, video_id, lock=True)
+            fm = json.loads(row["file_meta"])
+            meta = self._project_meta_of_video(db, video_id)
+            try:
+                ann = VideoAnnotation.from_json(annotation, meta)
+                if ann.frames_count != int(fm.get("framesCount") or 0):
+                    raise FormatError(f"framesCount {ann.frames_count} is not the video's "
+                                      f"{fm.get('framesCount')} frames", field="framesCount")
+                if (ann.height, ann.width) != (fm.get("height"), fm.get("width")):
+                    raise FormatError(f"size {ann.width}x{ann.height} is not the video's "
+                                      f"{fm.get('width')}x{fm.get('height')}", field="size")
+            except FormatError as e:
+                raise PlatformError(f"annotation of video {video_id}: {e}") from None
+            db.execute("DELETE FROM video_entities WHERE video_id=?", (video_id,))
+
+            def tagged(tags: list[Any]) -> list[Any]:
+                out = []
+                for t in tags:
+                    tid = self._new_entity(db, video_id, "tag")
+                    out.append(t.model_copy(update={"id": tid, "key": t.key or derived_key("tags", tid)}))
+                return out
+
+            objects, keys = [], {}
+            for o in ann.objects:
+                oid = self._new_entity(db, video_id, "object")
+                key = o.key or derived_key("objects", oid)
+                keys[o.key] = (oid, key)
+                objects.append(o.model_copy(update={"id": oid, "key": key, "tags": tagged(o.tags)}))
+            frames = []
+            for fr in ann.frames:
+                figs = []
+                for f in fr.figures:
+                    fid = self._new_entity(db, video_id, "figure")
+                    oid, okey = keys[f.object_key]
+                    figs.append(f.model_copy(update={"id": fid, "key": f.key or derived_key("figures", fid),
+                                                     "object_id": oid, "object_key": okey}))
+                frames.append(fr.model_copy(update={"figures": figs}))
+            # the top-level key names the video (key_id_map's "videos" bucket): the platform's, as over HTTP
+            stored = ann.model_copy(update={"key": derived_key("videos", video_id), "tags": tagged(ann.tags),
+                                            "objects": objects, "frames": frames})
+            self._save_video_ann(db, video_id, stored)
+        return stored.to_json()
+
+    # The piecewise calls the SDK's upload makes (tags, objects, object tags, figures), each answering ids.
+    def add_video_tags(self, video_id: int, tags: list[dict[str, Any]]) -> list[int]:
+        """`videos.tags.bulk.add`: tags (SDK JSON; `tagId` dropped) appended to the video's own tags."""
+        return self._append_to_video(video_id, "tag", [(None, t) for t in tags])
+
+    def add_video_objects(self, video_id: int, class_titles: list[tuple[str, str | None]]) -> list[int]:
+        """`annotation-objects.bulk.add`: objects of these classes (and keys, if given) on the video."""
+        return self._append_to_video(video_id, "object", [(None, {"classTitle": c, "key": k, "tags": []})
+                                                           for c, k in class_titles])
+
+    def add_video_object_tags(self, tags: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        """`annotation-objects.tags.bulk.add`: (object id, tag JSON) -> tag ids, in order."""
+        by_video: dict[int, list[tuple[int, int, dict[str, Any]]]] = {}
+        for n, (object_id, tag) in enumerate(tags):
+            row = self._db.execute("SELECT video_id FROM video_entities WHERE id=? AND kind='object'",
+                                   (object_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"object {object_id} not found")
+            by_video.setdefault(row["video_id"], []).append((n, object_id, tag))
+        ids = [0] * len(tags)
+        for video_id, entries in by_video.items():
+            got = self._append_to_video(video_id, "object_tag", [(oid, t) for _, oid, t in entries])
+            for (n, _, _), new_id in zip(entries, got, strict=True):
+                ids[n] = new_id
+        return ids
+
+    def add_video_figures(self, video_id: int, figures: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        """`figures.bulk.add` on a video: (frame index, figure JSON naming its object by `objectId`)."""
+        return self._append_to_video(video_id, "figure", figures)
+
+    def remove_video_entities(self, ids: list[int]) -> None:
+        """`annotation-objects.bulk.remove` / `videos.tags.remove`: objects (with their figures and tags)
+        and tags (of a video or an object) by id; ids that do not exist are skipped."""
+        with self._write() as db:
+            by_video: dict[int, set[int]] = {}
+            for entity_id in dict.fromkeys(ids):
+                row = db.execute("SELECT video_id FROM video_entities WHERE id=?", (entity_id,)).fetchone()
+                if row is not None:
+                    by_video.setdefault(row["video_id"], set()).add(entity_id)
+            for video_id, gone in by_video.items():
+                ann, _ = self._video_ann_row(db, video_id, lock=True)
+                objects = [o.model_copy(update={"tags": [t for t in o.tags if t.id not in gone]})
+                           for o in ann.objects if o.id not in gone]
+                kept = {o.key for o in objects}
+                frames = [f.model_copy(update={"figures": [g for g in f.figures
+                                                           if g.id not in gone and g.object_key in kept]})
+                          for f in ann.frames]
+                new = ann.model_copy(update={"tags": [t for t in ann.tags if t.id not in gone], "objects": objects,
+                                             "frames": [f for f in frames if f.figures]})
+                left = {t.id for t in new.tags} | {o.id for o in objects} | {t.id for o in objects for t in o.tags} \
+                    | {g.id for f in new.frames for g in f.figures}
+                for entity_id in db.execute("SELECT id FROM video_entities WHERE video_id=?", (video_id,)).fetchall():
+                    if entity_id["id"] not in left:
+                        db.execute("DELETE FROM video_entities WHERE id=?", (entity_id["id"],))
+                self._save_video_ann(db, video_id, new)
+
+    def _append_to_video(self, video_id: int, kind: str, items: Sequence[tuple[int | None, dict[str, Any]]]
+                         ) -> list[int]:
+        drop = {"tagId", "objectId", "entityId", "id", "meta", "datasetId", "projectId", "videoId"}
+        with self._write() as db:
+            ann, row = self._video_ann_row(db, video_id, lock=True)
+            meta = self._project_meta_of_video(db, video_id)
+            ids: list[int] = []
+            tags, objects, frames = list(ann.tags), list(ann.objects), {f.index: f for f in ann.frames}
+            where = f"video {video_id}"
+            try:
+                for n, (ref, raw) in enumerate(items):
+                    new_id = self._new_entity(db, video_id, "tag" if kind == "object_tag" else kind)
+                    ids.append(new_id)
+                    if kind in ("tag", "object_tag"):
+                        fields = {k: v for k, v in raw.items() if k not in drop}
+                        fields["key"] = fields.get("key") or derived_key("tags", new_id)
+                        tag = VideoAnnotation.model_validate(
+                            {"size": ann.size, "framesCount": ann.frames_count, "tags": [fields]}).tags[0]
+                        tag = tag.model_copy(update={"id": new_id})
+                        if kind == "tag":
+                            tags.append(tag)
+                            continue
+                        at = next((i for i, o in enumerate(objects) if o.id == ref), None)
+                        if at is None:
+                            raise NotFound(f"object {ref} not found on {where}")
+                        objects[at] = objects[at].model_copy(update={"tags": [*objects[at].tags, tag]})
+                    elif kind == "object":
+                        obj = VideoAnnotation.model_validate(
+                            {"size": ann.size, "framesCount": ann.frames_count,
+                             "objects": [{**raw, "key": raw.get("key") or derived_key("objects", new_id)}]}).objects[0]
+                        objects.append(obj.model_copy(update={"id": new_id}))
+                    else:
+                        object_id = raw.get("objectId")
+                        owner = next((o for o in objects if o.id == object_id), None)
+                        if owner is None:
+                            raise FormatError(f"figure {n} names object {object_id}, which {where} does not have",
+                                              field=f"figures[{n}].objectId")
+                        fields = {k: v for k, v in raw.items() if k not in drop}
+                        fields.update(key=fields.get("key") or derived_key("figures", new_id), objectKey=owner.key)
+                        frame_index = int(ref or 0)
+                        fig = VideoAnnotation.model_validate(
+                            {"size": ann.size, "framesCount": ann.frames_count,
+                             "frames": [{"index": frame_index, "figures": [fields]}]}).frames[0].figures[0]
+                        fig = fig.model_copy(update={"id": new_id, "object_id": owner.id})
+                        frame = frames.get(frame_index)
+                        frames[frame_index] = (frame.model_copy(update={"figures": [*frame.figures, fig]}) if frame
+                                               else VideoAnnotation.model_validate(
+                                                   {"size": ann.size, "framesCount": ann.frames_count,
+                                                    "frames": [{"index": frame_index, "figures": []}]}
+                                               ).frames[0].model_copy(update={"figures": [fig]}))
+                new = ann.model_copy(update={"tags": tags, "objects": objects,
+                                             "frames": [frames[i] for i in sorted(frames)]})
+                new.check(meta)
+            except FormatError as e:
+                raise PlatformError(f"{where}: {e}") from None
+            except ValueError as e:  # pydantic's ValidationError: a malformed item
+                raise PlatformError(f"{where}: malformed {kind.replace('_', ' ')}: {e}") from None
+            self._save_video_ann(db, video_id, new)
+        return ids
+
     # ---- users, tokens, team membership (`slyfs serve user|token|member ...`) --------------------
     def add_user(self, login: str) -> int:
         """A new user with a team of their own (named after them) holding a first workspace, as the
@@ -985,6 +1417,8 @@ class LocalStore(Platform):
             ]
             for h in stale:
                 db.execute("DELETE FROM blobs WHERE hash=?", (h,))
+            db.execute("DELETE FROM video_probes WHERE NOT EXISTS"
+                       " (SELECT 1 FROM blobs WHERE blobs.hash=video_probes.hash)")
         for h in stale:
             self.blobs.delete(hex_of(h))
             removed += 1
@@ -1015,4 +1449,4 @@ def _with_id(item: dict[str, Any], item_id: int) -> dict[str, Any]:
 
 
 MIGRATIONS: list[Callable[[LocalStore, Any], None]] = [  # index + 1 = version
-    LocalStore._migration_1, LocalStore._migration_2]
+    LocalStore._migration_1, LocalStore._migration_2, LocalStore._migration_3]

@@ -14,8 +14,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, NewImage, Project, Team, Workspace
+from slyfs.model.video import VideoInfo
 from slyfs.platform.base import NotFound
 from slyfs.platform.local import LocalStore
+from slyfs.platform.videoprobe import VideoError
 from slyfs.server.errors import ApiError
 
 READ_ONLY_ROLES = frozenset({"viewer"})
@@ -192,3 +194,56 @@ class ScopedStore:
     def get_figures(self, figure_ids: list[int]) -> dict[int, tuple[int, dict[str, Any]]]:
         found = self.store.get_figures(figure_ids)
         return {f: v for f, v in found.items() if self.store.team_of("figure", f) in self.roles}
+
+    # ---- videos: items of the images table, so a video's team is its "image" team ----------------
+    def is_video(self, item_id: int) -> bool:
+        return self.store.team_of("image", item_id) in self.roles and self.store.is_video(item_id)
+
+    def iter_videos(self, dataset_id: int, page_size: int = 500) -> Iterator[VideoInfo]:
+        self._check("dataset", dataset_id)
+        return self.store.iter_videos(dataset_id, page_size)
+
+    def videos_by_id(self, video_ids: Sequence[int]) -> list[VideoInfo]:
+        return [v for v in self.store.videos_by_id(video_ids) if self.store.team_of("image", v.id) in self.roles]
+
+    def get_video(self, video_id: int) -> VideoInfo:
+        self._check("image", video_id)
+        return self.store.get_video(video_id)
+
+    def upload_video_blobs(self, videos: list[tuple[str, bytes]]) -> list[str | VideoError]:
+        if not any(role not in READ_ONLY_ROLES for role in self.roles.values()):
+            raise ApiError(403, "Forbidden: this token can only read")
+        return self.store.upload_video_blobs(videos)
+
+    def video_file_metas(self, hashes: list[str]) -> dict[str, dict[str, Any]]:
+        """Probe results of bytes this user uploaded or can see (a probe of a stored blob is what the
+        platform answers for any hash the client holds the bytes of)."""
+        return self.store.video_file_metas(hashes)
+
+    def add_video_items(self, dataset_id: int, items: list[tuple[str, str, dict[str, Any]]]) -> list[VideoInfo]:
+        self._check("dataset", dataset_id, write=True)
+        return self.store.add_video_items(dataset_id, items)
+
+    def get_video_annotations(self, dataset_id: int, video_ids: list[int]) -> dict[int, dict[str, Any]]:
+        self._check("dataset", dataset_id)
+        return self.store.get_video_annotations(dataset_id, video_ids)
+
+    def add_video_tags(self, video_id: int, tags: list[dict[str, Any]]) -> list[int]:
+        self._check("image", video_id, write=True)
+        return self.store.add_video_tags(video_id, tags)
+
+    def add_video_objects(self, video_id: int, class_titles: list[tuple[str, str | None]]) -> list[int]:
+        self._check("image", video_id, write=True)
+        return self.store.add_video_objects(video_id, class_titles)
+
+    def add_video_object_tags(self, tags: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        for object_id, _ in tags:
+            self._check("video_entity", object_id, write=True)
+        return self.store.add_video_object_tags(tags)
+
+    def add_video_figures(self, video_id: int, figures: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        self._check("image", video_id, write=True)
+        return self.store.add_video_figures(video_id, figures)
+
+    def remove_video_entities(self, ids: list[int]) -> None:
+        self.store.remove_video_entities([i for i in ids if self._removable("video_entity", i)])

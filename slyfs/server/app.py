@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import slyfs.server.video_handlers  # noqa: F401 - registers the video API methods in HANDLERS
 from slyfs.platform.backends.open import open_store
 from slyfs.platform.local import GC_GRACE_SECONDS, LocalStore
 from slyfs.server.access import ScopedStore

@@ -45,6 +45,7 @@ PIECE = 1 << 20  # bytes of a streamed bulk download per write
 MAX_BULK = 500  # ids a bulk call may name (the SDK sends 50)
 MAX_FIGURES = 50_000  # labels one figures.bulk.add may create (the SDK sends those of 50 images)
 ALPHA_MASK = "alpha_mask"
+PROJECT_TYPES = ("images", "videos")
 GEOMETRY_KEYS = ("points", "parts", "bitmap", "nodes", "vertices", "faces", "angle")
 
 
@@ -240,9 +241,10 @@ def projects_info(store: LocalStore, call: Call) -> Any:
 def projects_add(store: LocalStore, call: Call) -> Any:
     p = obj(call)
     kind = p.get("type") or "images"
-    if kind != "images":
-        raise ApiError(400, f"project type {kind!r} is not supported (only images)")
-    project = store.create_project(req_int(p, "workspaceId"), str_param(p, "name"), str(p.get("description") or ""))
+    if kind not in PROJECT_TYPES:
+        raise ApiError(400, f"project type {kind!r} is not supported (only {', '.join(PROJECT_TYPES)})")
+    project = store.create_project(req_int(p, "workspaceId"), str_param(p, "name"), str(p.get("description") or ""),
+                                   kind)
     if isinstance(p.get("settings"), dict) and p["settings"]:
         store.update_project_settings(project.id, p["settings"])
         project = store.get_project(project.id)
@@ -668,6 +670,12 @@ def figures_bulk_add(store: LocalStore, call: Call) -> Any:
     default_image = int_param(p, "entityId", required=False)  # append_labels names the image once
     image_ids = [req_int(f, "entityId") if default_image is None or "entityId" in f else default_image
                  for f in items]
+    if store.is_video(image_ids[0]):  # a video's figures: frames and objects, see video_handlers
+        from slyfs.server.video_handlers import video_figures_add
+
+        if len(set(image_ids)) > 1:
+            raise ApiError(400, "figures of a video: one `entityId` per request")
+        return video_figures_add(store, image_ids[0], items)
     dataset_id = int_param(p, "datasetId", required=False)
     if dataset_id is None:
         dataset_id = store.get_image(image_ids[0]).dataset_id

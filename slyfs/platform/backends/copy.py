@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 # Parents before children (a nested dataset's parent has the smaller id); the key of each, for order.
 TABLES = (("teams", "id"), ("workspaces", "id"), ("projects", "id"), ("datasets", "id"), ("blobs", "hash"),
-          ("images", "id"), ("annotations", "image_id"), ("figures", "id"), ("meta_ids", "id"))
+          ("images", "id"), ("video_probes", "hash"), ("videos", "image_id"), ("video_entities", "id"),
+          ("annotations", "image_id"), ("figures", "id"), ("meta_ids", "id"))
 BATCH = 500
 
 
