@@ -22,6 +22,13 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
 
 
+def parse_video_frames(text: str) -> str:
+    """`annotated`, `all`, or a positive N (every Nth frame), as `ViewContext.video_frames` spells them."""
+    if text in ("annotated", "all") or (text.isdigit() and int(text) > 0):
+        return text
+    raise argparse.ArgumentTypeError(f"not a frame choice: {text!r} (use annotated, all or a number N)")
+
+
 class RedactFilter(logging.Filter):
     """Keeps a secret (the API token) out of every log line, whatever code logged it."""
 
@@ -75,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--settle", type=float, default=3.0, help="seconds a folder in import/ must rest before its import")
     m.add_argument("--on-conflict", choices=["error", "rename", "replace"], default="error",
                    help="an imported image whose name exists in the dataset with other bytes")
+    m.add_argument("--shard-size", type=parse_size, default=parse_size("1G"),
+                   help="webdataset/: the size a shard grows to before the next one starts, e.g. 1G")
+    m.add_argument("--video-frames", type=parse_video_frames, default="annotated", metavar="annotated|all|N",
+                   help="which frames of a video project the image formats show: the annotated ones (default), "
+                        "every frame, or every Nth")
     m.add_argument("-v", "--verbose", action="store_true")
     m.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
@@ -143,7 +155,8 @@ def helper_argv(argv: list[str]) -> list[str]:
             for opt in rest[i + 1].split(","):
                 key, eq, value = opt.partition("=")
                 if key in ("store", "server", "token-file", "token_file", "ttl", "cache-dir", "cache_dir",
-                           "cache-size", "cache_size", "memory") and eq:
+                           "cache-size", "cache_size", "memory", "shard-size", "shard_size",
+                           "video-frames", "video_frames") and eq:
                     out += [f"--{key.replace('_', '-')}", value]
                 elif opt:
                     fuse.append(opt)
@@ -269,7 +282,8 @@ def run_mount(args: argparse.Namespace, mountpoint: Path, fuse_opts: list[str]) 
 
     renders = args.cache_dir / "renders"
     shutil.rmtree(renders, ignore_errors=True)  # keyed in memory only: an earlier mount's files are unknown
-    ctx = ViewContext(cached, spill=SpillStore(renders, max_bytes=args.cache_size))
+    ctx = ViewContext(cached, spill=SpillStore(renders, max_bytes=args.cache_size), shard_size=args.shard_size,
+                      video_frames=args.video_frames)
     staging = args.staging_dir or default_staging(args.cache_dir, identity)
     warn_legacy_staging(args.cache_dir / "import")
     try:

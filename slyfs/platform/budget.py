@@ -14,15 +14,16 @@ from typing import Literal
 DEFAULT_MEMORY = 256 << 20
 BASELINE = 96 << 20  # measured: a mount with nothing listed yet (Python, numpy, cv2, pyfuse3, trio, SQLite)
 
-Cache = Literal["bundles", "parsed", "renders", "listings", "sizes", "inodes", "listed"]
+Cache = Literal["bundles", "parsed", "renders", "listings", "sizes", "inodes", "listed", "frames"]
 SHARES: dict[Cache, float] = {
     "bundles": 0.15,  # datasets' image lists, as packed rows (platform.cached)
     "parsed": 0.15,  # parsed annotations (platform.cached)
-    "renders": 0.20,  # rendered files kept for re-reads (vfs.context)
+    "renders": 0.14,  # rendered files kept for re-reads, shards' read-ahead pieces (vfs.context)
     "listings": 0.18,  # folders' nodes kept for the TTL (vfs.context)
     "sizes": 0.02,  # sizes of generated files learned from one parse for several (formats: yolo's tasks)
     "inodes": 0.20,  # file inodes the kernel holds (fs.operations)
     "listed": 0.10,  # readdir listings kept for the next `ls` of the same folder (fs.operations)
+    "frames": 0.06,  # open video decoders and recent frames (vfs.frames; one decoder stays open regardless)
 }
 assert abs(sum(SHARES.values()) - 1.0) < 1e-9
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from slyfs.platform.budget import share
 from slyfs.platform.cached import CachedPlatform, SingleFlightCache
 from slyfs.vfs.cache import RenderCache
+from slyfs.vfs.frames import Frames
 
 if TYPE_CHECKING:
     from slyfs.vfs.spill import SpillStore
@@ -35,7 +36,12 @@ class ViewContext:
     platform: CachedPlatform
     renders: RenderCache = None  # type: ignore[assignment]  # None: sized from the budget
     spill: SpillStore | None = None  # renderings too large for memory (None: the process's temporary one)
+    shard_size: int = 1 << 30
+    """webdataset/: a shard ends with the sample that brings it to this size (`--shard-size`)."""
+    video_frames: str = "annotated"
+    """Frames of a video project the image formats show: "annotated", "all", or "N" (every Nth)."""
     listings: SingleFlightCache = field(init=False)
+    frames: Frames = field(init=False)
 
     def __post_init__(self) -> None:
         budget = self.platform.memory_bytes
@@ -44,6 +50,7 @@ class ViewContext:
         # A listing larger than the whole share is still kept, alone, for its TTL (SingleFlightCache).
         self.listings = SingleFlightCache(self.platform.ttl, maxsize=share(budget, "listings"),
                                           getsizeof=listing_weight)
+        self.frames = Frames(share(budget, "frames"))
 
     def invalidate(self) -> None:
         self.platform.invalidate()

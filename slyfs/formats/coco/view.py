@@ -61,6 +61,7 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
+import orjson
 from pycocotools import mask as coco_mask
 
 from slyfs.formats.coco.layout import (
@@ -841,11 +842,10 @@ def _categories(plan: CocoPlan, layout: FileLayout) -> list[dict[str, Any]]:
     return [c.to_json(layout.keypoints) for c in plan.categories if wanted is None or c.id in wanted]
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-
-
-def coco_json(data: dict[str, Any]) -> bytes:
-    return _ENCODER.encode(data).encode()
+def coco_json(data: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    """Compact JSON, UTF-8. orjson: the JSON writing was an eighth of a COCO rendering with the
+    standard library's encoder, a fiftieth with orjson."""
+    return orjson.dumps(data)
 
 
 def coco_chunks(
@@ -873,28 +873,28 @@ def coco_chunks(
     head = {"info": info if info is not None else _info(description, _latest(images, ann_versions(anns))),
             "licenses": licenses if licenses is not None else [LICENSE]}
     with scratch() as side:
-        pending: list[str] = [_ENCODER.encode(head)[:-1], ',"images":[']
+        pending: list[bytes] = [coco_json(head)[:-1], b',"images":[']
         size = 0
         first_image = first_record = True
         for entry, records in coco_items(meta, images, names, anns, plan=plan, layout=layout):
             if entry is not None:
-                text = _ENCODER.encode(entry)
-                pending.append(text if first_image else "," + text)
+                text = coco_json(entry)
+                pending.append(text if first_image else b"," + text)
                 first_image = False
                 size += len(text)
                 if size >= chunk:
-                    yield "".join(pending).encode()
+                    yield b"".join(pending)
                     pending, size = [], 0
             if records:
-                text = _ENCODER.encode(records)[1:-1]  # one call for the batch, without its brackets
-                side.write((text if first_record else "," + text).encode())
+                text = coco_json(records)[1:-1]  # one call for the batch, without its brackets
+                side.write(text if first_record else b"," + text)
                 first_record = False
-        pending.append('],"annotations":[')
-        yield "".join(pending).encode()
+        pending.append(b'],"annotations":[')
+        yield b"".join(pending)
         side.seek(0)
         while block := side.read(chunk):
             yield block
-    yield ('],"categories":' + _ENCODER.encode(_categories(plan, layout)) + "}").encode()
+    yield b'],"categories":' + coco_json(_categories(plan, layout)) + b"}"
 
 
 def dataset_fingerprint(images: Sequence[ImageInfo], names: list[str], versions: Mapping[int, Any]) -> str:
