@@ -34,7 +34,6 @@ log = logging.getLogger("slyfs.formats")
 GROUP = "slyfs.formats"
 IMAGES = "images"  # the project types of the platform (`projectType`)
 VIDEOS = "videos"
-VIDEOS = "videos"
 POINT_CLOUDS = "point_clouds"
 POINT_CLOUD_EPISODES = "point_cloud_episodes"
 VOLUMES = "volumes"
