@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+import orjson
 from cachetools import LRUCache, TTLCache
 
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, Team, Workspace
@@ -373,9 +374,25 @@ class AnnotationSnapshot(Mapping[int, AnnotationInfo]):
         if row is None:
             raise KeyError(image_id)
         info = AnnotationInfo.model_construct(image_id=row[0], image_name=row[1] or "", dataset_id=row[2],
-                                              created_at=row[3], updated_at=row[4], annotation=json.loads(row[5]))
+                                              created_at=row[3], updated_at=row[4], annotation=orjson.loads(row[5]))
         self._parsed.put((self._serial, image_id), info, len(row[5]))
         return info
+
+    def many(self, image_ids: Sequence[int]) -> dict[int, AnnotationInfo]:
+        """The annotations of these images (those that have one), read in one query and parsed, for
+        a walk over a whole dataset (a COCO file): not kept in the LRU, which a walk would only churn."""
+        out: dict[int, AnnotationInfo] = {}
+        for chunk in _chunks(image_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._db.execute("SELECT a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at,"
+                                        " t.json FROM anns a JOIN texts t USING(image_id)"
+                                        f" WHERE a.image_id IN ({marks})", chunk).fetchall()
+            for r in rows:
+                out[r[0]] = AnnotationInfo.model_construct(image_id=r[0], image_name=r[1] or "", dataset_id=r[2],
+                                                           created_at=r[3], updated_at=r[4],
+                                                           annotation=orjson.loads(r[5]))
+        return out
 
     def updated_at(self, image_id: int) -> str | None:
         """The annotation's update time without parsing it (for version keys and mtimes); None
@@ -478,7 +495,7 @@ def annotation_rows(platform: Platform, dataset_id: int
         return
     for a in platform.iter_annotations(dataset_id):
         yield (a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at,
-               json.dumps(a.annotation, separators=(",", ":")))
+               orjson.dumps(a.annotation).decode())
 
 
 def read_cached(path: str | Path, offset: int, size: int) -> bytearray | None:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -316,7 +317,7 @@ class SuperviselyClient(Platform):
         while True:
             resp = self._open(retry, {} if payload is None else payload, files=files)
             try:
-                return resp.json()
+                return orjson.loads(resp.content)  # several times requests' json(); its errors are ValueErrors
             except TRANSPORT_ERRORS as e:  # the body broke off
                 retry.troubled = True
                 retry.failed(self._describe(e))

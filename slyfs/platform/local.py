@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import platformdirs
 from PIL import Image
 
@@ -691,7 +692,7 @@ class LocalStore(Platform):
 
     @staticmethod
     def _annotation(dataset_id: int, r: Any) -> AnnotationInfo:
-        ann = json.loads(r["json"]) if r["json"] else empty_annotation(r["height"], r["width"])
+        ann = orjson.loads(r["json"]) if r["json"] else empty_annotation(r["height"], r["width"])
         return AnnotationInfo(
             image_id=r["id"],
             image_name=r["name"],

@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 import slyfs.server.video_handlers  # noqa: F401 - registers the video API methods in HANDLERS
@@ -41,6 +42,12 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/public/api/v3/"
 MAX_UPLOAD_FILES = 500
+
+
+def json_response(content: Any) -> Response:
+    """A JSON answer written by orjson: a page of annotations encodes several times faster than with
+    JSONResponse's json.dumps, and annotation pages are most of what a mount asks for."""
+    return Response(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
 
 
 def _query_params(request: Request) -> dict[str, Any]:
@@ -127,7 +134,7 @@ def create_app(store: LocalStore, token: str | None) -> Starlette:
                 log.exception("%s failed", method)
                 return error_response(500, f"internal error in {method}: {type(e).__name__}")
             return error_response(err.status, err.message, **err.details)
-        return result if isinstance(result, Response) else JSONResponse(result)
+        return result if isinstance(result, Response) else json_response(result)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
