@@ -23,10 +23,20 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import av
-import av.error
+if TYPE_CHECKING:
+    import av
+
+
+def pyav() -> Any:
+    """PyAV, imported on first use: it loads FFmpeg's libraries (~25 MB resident), which a mount
+    whose projects hold no video never needs."""
+    import av
+    import av.error
+
+    return av
+
 
 AV_TIME_BASE = 1_000_000  # container.duration and start_time are in microseconds
 
@@ -96,12 +106,12 @@ class _Input:
     def open(self) -> av.container.InputContainer:
         try:
             if isinstance(self.source, Path):
-                return av.open(str(self.source), "r")
+                return pyav().open(str(self.source), "r")
             self.source.seek(0)
-            return av.open(self.source, "r")
+            return pyav().open(self.source, "r")
         except FileNotFoundError:
             raise
-        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        except (pyav().error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
             raise self.broken(getattr(exc, "strerror", None) or str(exc)) from exc
 
 
@@ -158,7 +168,7 @@ def _probe(source: _Input) -> VideoProbe:
                     last = (pts, packet.duration or 0)
                 if packet.is_keyframe:
                     keyframes.append(pts)
-        except av.error.FFmpegError as exc:
+        except pyav().error.FFmpegError as exc:
             raise VideoError(f"truncated: {path.name}: reading packets failed ({exc})") from exc
         if not pts_list:
             raise VideoError(f"not a video: {path.name} has a video stream without frames")
@@ -231,7 +241,7 @@ def _check_decodes(container: Any, stream: Any, path: _Input, pts_list: list[int
         for frame in container.decode(stream):
             if frame.pts is not None:
                 seen.add(frame.pts)
-    except av.error.FFmpegError as exc:
+    except pyav().error.FFmpegError as exc:
         raise VideoError(f"not decodable: {path.name} ({exc})") from exc
     missing = expected - seen
     if missing:

@@ -30,14 +30,15 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import av
-import av.error
 import numpy as np
 
-from slyfs.platform.videoprobe import VideoError, probe, probe_file
+from slyfs.platform.videoprobe import VideoError, probe, probe_file, pyav
 from slyfs.vfs.fixedsize import encode_jpeg_exact
+
+if TYPE_CHECKING:
+    import av
 
 FORWARD_MAX = 64
 """Frames a decoder goes on decoding to reach a later frame instead of seeking: seeking then decoding
@@ -162,9 +163,9 @@ class _Decoder:
     def _open(self) -> None:
         if isinstance(self.source, ByteRange):
             self._file = _RangeFile(self.source)  # type: ignore[assignment]
-            self.container = av.open(self._file, "r")
+            self.container = pyav().open(self._file, "r")
         else:
-            self.container = av.open(str(self.source), "r")
+            self.container = pyav().open(str(self.source), "r")
         if not self.container.streams.video:
             raise VideoError(f"no video stream in {self.name}")
         self.stream = self.container.streams.video[0]
@@ -219,7 +220,7 @@ class _Decoder:
         target = round(Fraction(self.times.times[index]) / self.time_base)
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
-        except av.error.FFmpegError:
+        except pyav().error.FFmpegError:
             self.from_start = True
             self._restart()
             return
@@ -272,7 +273,7 @@ class _Decoder:
                 self.position = found
                 if found == index:
                     return frame
-        except av.error.FFmpegError as exc:
+        except pyav().error.FFmpegError as exc:
             raise VideoError(f"{self.name}: decoding failed before frame {index} ({exc})") from exc
         self._frames = None
         return None
