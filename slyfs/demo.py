@@ -4,12 +4,16 @@ Street scenes: a road (bitmap), cars (rectangles), people (polygons, one with a 
 markings (lines), signs (points), fog patches (alpha masks), licence plates (oriented boxes),
 a parked box (cuboid_2d), faces (graphs) and `any`-shape labels; image and object tags of
 every value type; datasets train (with nested train/night), val and test; JPEG and PNG of
-three sizes.
+three sizes. Beside it, a short video project (`street-video`): a clip drawn and encoded with PyAV
+when the demo is seeded (no binary in the repository), two cars and a person tracked across its
+frames, frame-ranged tags on the video and on an object.
 """
 
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +23,7 @@ from slyfs.platform.base import NameConflict
 from slyfs.platform.local import LocalStore
 
 TEAM, WORKSPACE, PROJECT = "demo-team", "demo-workspace", "street-scenes"
+VIDEO_PROJECT = "street-video"
 
 def obj_class(title: str, shape: str, color: str, geometry_config: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"title": title, "description": "", "shape": shape, "color": color,
@@ -212,15 +217,125 @@ def encode(img: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+# ---- the video project: a short clip drawn frame by frame, encoded with PyAV at seeding time -----------
+VIDEO_SIZE, VIDEO_FRAMES, VIDEO_FPS = (320, 192), 40, 10  # 4 s, a few tens of KB
+
+VIDEO_META: dict[str, Any] = {
+    "classes": [obj_class("car", "rectangle", "#E53935"), obj_class("person", "polygon", "#1E88E5")],
+    "tags": [
+        {"name": "weather", "value_type": "oneof_string", "color": "#0F688A", "values": ["sunny", "rain"],
+         "hotkey": "", "applicable_type": "all", "classes": [], "target_type": "all"},
+        {"name": "braking", "value_type": "none", "color": "#8A0F19", "hotkey": "", "applicable_type": "all",
+         "classes": [], "target_type": "all"},
+    ],
+    "projectType": "videos",
+}
+
+
+def _video_boxes(i: int) -> dict[str, tuple[int, int, int, int]]:
+    """Where each tracked object is on frame i (left, top, right, bottom): two cars driving across, one
+    faster, and a person walking the other way."""
+    w, h = VIDEO_SIZE
+    return {
+        "car-a": (4 + i * 6, 110, 4 + i * 6 + 60, 150),
+        "car-b": (w - 70 - i * 3, 130, w - 70 - i * 3 + 64, 176),
+        "person": (w - 30 - i * 4, 60, w - 30 - i * 4 + 14, 100),
+    }
+
+
+def _video_frames() -> list[np.ndarray]:
+    w, h = VIDEO_SIZE
+    frames = []
+    for i in range(VIDEO_FRAMES):
+        img = Image.new("RGB", (w, h), (120, 170, 210))
+        d = ImageDraw.Draw(img)
+        d.rectangle((0, 100, w, h), fill=(70, 70, 75))
+        for x in range(-40 + (i * 5) % 40, w, 40):
+            d.rectangle((x, 154, x + 20, 157), fill=(230, 230, 230))
+        boxes = _video_boxes(i)
+        d.rectangle(boxes["car-a"], fill=(229, 57, 53))
+        d.rectangle(boxes["car-b"], fill=(255, 193, 7))
+        px0, py0, px1, py1 = boxes["person"]
+        d.polygon([(px0 + 7, py0), (px1, py1), (px0, py1)], fill=(30, 136, 229))
+        frames.append(np.asarray(img))
+    return frames
+
+
+def encode_video(path: Path) -> Path:
+    """The demo clip as H.264 in MP4 (PyAV), keyframe every 10 frames, no B-frames."""
+    import av  # PyAV: only the video demo needs it
+
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=VIDEO_FPS)
+        stream.width, stream.height, stream.pix_fmt = *VIDEO_SIZE, "yuv420p"
+        stream.codec_context.max_b_frames = 0
+        stream.options = {"preset": "veryfast", "crf": "28", "g": "10", "bf": "0"}
+        for pixels in _video_frames():
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def video_annotation() -> dict[str, Any]:
+    """Three tracked objects on every frame they are in view, a frame-ranged video tag and object tag."""
+    w, h = VIDEO_SIZE
+    objects = {"car-a": "car", "car-b": "car", "person": "person"}
+    keys = {name: f"{n:032x}" for n, name in enumerate(objects, 1)}
+    frames = []
+    for i in range(VIDEO_FRAMES):
+        figures: list[dict[str, Any]] = []
+        for name, (x0, y0, x1, y1) in _video_boxes(i).items():
+            x0, x1 = max(x0, 0), min(x1, w - 1)
+            if x1 - x0 < 4:
+                continue  # out of view
+            if objects[name] == "car":
+                geometry = {"points": {"exterior": [[x0, y0], [x1, y1]], "interior": []}}
+                kind = "rectangle"
+            else:
+                geometry = {"points": {"exterior": [[(x0 + x1) // 2, y0], [x1, y1], [x0, y1]], "interior": []}}
+                kind = "polygon"
+            figures.append({"key": f"{1000 + i * 3 + len(figures):032x}", "objectKey": keys[name],
+                            "geometryType": kind, "geometry": geometry})
+        frames.append({"index": i, "figures": figures})
+    half = VIDEO_FRAMES // 2
+    return {
+        "size": {"height": h, "width": w}, "description": "", "framesCount": VIDEO_FRAMES,
+        "tags": [{"name": "weather", "value": "sunny", "frameRange": [0, half - 1]},
+                 {"name": "weather", "value": "rain", "frameRange": [half, VIDEO_FRAMES - 1]}],
+        "objects": [{"key": keys[name], "classTitle": cls,
+                     "tags": [{"name": "braking", "frameRange": [10, 19]}] if name == "car-a" else []}
+                    for name, cls in objects.items()],
+        "frames": frames,
+    }
+
+
+def seed_demo_video(store: LocalStore, workspace_id: int) -> str:
+    """The demo's video project (once): one generated clip with tracked objects."""
+    try:
+        project = store.create_project(workspace_id, VIDEO_PROJECT, "A generated street clip with tracked objects",
+                                       project_type="videos")
+    except NameConflict:
+        return f"demo video project {VIDEO_PROJECT} is already there"
+    store.update_project_meta(project.id, VIDEO_META)
+    ds = store.create_dataset(project.id, "clips")
+    with tempfile.TemporaryDirectory(prefix="slyfs-demo-") as tmp:
+        video = store.add_videos(ds.id, [("crossing.mp4", encode_video(Path(tmp) / "crossing.mp4"))])[0]
+    store.set_video_annotation(video.id, video_annotation())
+    return f"seeded {TEAM}/{WORKSPACE}/{VIDEO_PROJECT}: 1 video, {VIDEO_FRAMES} frames, 3 tracked objects"
+
+
 def seed_demo(store: LocalStore) -> str:
-    """Create the demo project (once); returns a short description of what is where."""
+    """Create the demo projects (once each); returns a short description of what is where."""
     team = next((t for t in store.list_teams() if t.name == TEAM), None) or store.create_team(TEAM)
     ws = next((w for w in store.list_workspaces(team.id) if w.name == WORKSPACE), None)
     ws = ws or store.create_workspace(team.id, WORKSPACE)
+    videos = seed_demo_video(store, ws.id)
     try:
         project = store.create_project(ws.id, PROJECT, "Synthetic street scenes with every kind of label")
     except NameConflict:
-        return f"demo project {TEAM}/{WORKSPACE}/{PROJECT} is already in {store.root}"
+        return f"demo project {TEAM}/{WORKSPACE}/{PROJECT} is already in {store.root}; {videos}"
     store.update_project_meta(project.id, META)
     ids: dict[str, int] = {}
     n = 0
@@ -242,5 +357,5 @@ def seed_demo(store: LocalStore) -> str:
         store.set_annotations(ds.id, [(i.id, a) for i, a in zip(infos, anns, strict=True)])
     return (
         f"seeded {TEAM}/{WORKSPACE}/{PROJECT} in {store.root}: {len(DATASETS)} datasets (train/night nested), "
-        f"{n} images, {total_objects} objects, {len(META['classes'])} classes"
+        f"{n} images, {total_objects} objects, {len(META['classes'])} classes; {videos}"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from slyfs.demo import PROJECT, TEAM, WORKSPACE
-from slyfs.formats.registry import IMAGES, registry
+from slyfs.formats.registry import IMAGES, VIDEOS, registry
 from slyfs.platform.local import LocalStore
 from tests.conftest import mount_backend
 from tests.helpers.images import image_bytes
@@ -34,8 +34,9 @@ def test_project_folders_and_readme_follow_the_registry(demo_store: Path, tmp_pa
     with mount_backend("local", demo_store, tmp_path) as mp:
         assert sorted(os.listdir(mp / TEAM / WORKSPACE / PROJECT)) == image_views()
         assert {"sly", "coco", "masks", "yolo", "voc", "preview"} <= set(image_views())
-        # No format is registered for videos yet: the project is there, empty, and nothing fails.
-        assert os.listdir(mp / TEAM / WORKSPACE / "clips") == []
+        # An empty video project shows the views registered for videos, and nothing fails.
+        clips = os.listdir(mp / TEAM / WORKSPACE / "clips")
+        assert sorted(clips) == sorted(f.name for f in registry().views_for(VIDEOS)) and "sly" in clips
         readme = (mp / "README.txt").read_text()
         for fmt in registry().formats:
             if fmt.view is not None:
@@ -50,7 +51,7 @@ def test_formats_command_lists_the_registry() -> None:
     lines = slyfs("formats").stdout.splitlines()
     by_name = {line.split()[0]: line.split() for line in lines}
     assert set(by_name) == set(registry().names())
-    assert by_name["coco"][1:4] == ["export/import", "images", "slyfs"]
+    assert by_name["coco"][1:4] == ["export/import", "images,videos", "slyfs"]
     assert by_name["preview"][1] == "export" and by_name["dicom"][1] == "import"
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from slyfs.formats.registry import IMAGES, registry
 from slyfs.model import Annotation, ProjectMeta
 from slyfs.platform.local import LocalStore
 from tests.helpers.mount import mounted, tree_files
@@ -78,7 +79,8 @@ def normalized(rel: str, data: bytes) -> Any:
 def test_cp_r_of_every_view_equals_the_expected_outputs(fixture_mount: tuple[Path, Path], tmp_path: Path) -> None:
     project, root = fixture_mount
     images = store_images(root)
-    assert sorted(os.listdir(project)) == sorted(["sly", *VIEWS])
+    assert sorted(os.listdir(project)) == sorted(f.name for f in registry().views_for(IMAGES))
+    assert {"sly", *VIEWS} <= set(os.listdir(project))
     got: dict[str, bytes] = {}
     for view in VIEWS:
         subprocess.run(["cp", "-r", str(project / view), str(tmp_path / view)], check=True)

@@ -1,5 +1,7 @@
 """What every importer produces: a project in Supervisely Format terms, streamed, plus problems.
 
+Video projects (`type == "videos"`) use the same records with `ImportedVideo` items.
+
 An importer is a pure function of a folder: `detect(folder)` says whether the folder holds its
 format, `convert(folder)` describes the project it holds. Images are yielded lazily, dataset by
 dataset, so a 118k-image COCO never sits in memory as one list; the upload iterates them once to
@@ -9,10 +11,18 @@ project appears), spooling what it accepted to disk, and uploads from that spool
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# Video files an import takes (the spec's list for uploads to the platform, case-insensitive).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
+
+
+def is_video_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,17 @@ class ImportedImage:
 
 
 @dataclass
+class ImportedVideo(ImportedImage):
+    """One video of a video project (`ImportedProject.type == "videos"`): its file in `source` (streamed,
+    never read whole), its annotation the SDK's video annotation JSON, or None for an empty one (the
+    validation pass probes the file and fills in size and framesCount). A subclass so the dataset and
+    validation plumbing stays one; `data` and `link` are unused."""
+
+    video_origin: str = ""
+    """The video file, relative to the import folder (`origin` names the annotation file when there is one)."""
+
+
+@dataclass
 class ImportedDataset:
     """A dataset; `path` is its name and its parents' (("train", "night") is train's child night)."""
 
@@ -87,6 +108,8 @@ class ImportedProject:
     # data under the format's name (`{"coco": {"info": ..., "categories": [...]}}`), so that the same
     # format's view can write it back. Merged key by key into an existing project's custom data.
     custom_data: dict[str, Any] = field(default_factory=dict)
+    # The platform's project type the items make: "images" (ImportedImage) or "videos" (ImportedVideo).
+    type: str = "images"
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,31 @@ class SlyAnns(IndexedDir):
                 name = escape_name(image_file_name(im), room=ANN_ROOM) + ".json"
                 nodes.append(AnnotationFile(name, self.ctx, ds_id, im.id, ann))
         return nodes
+
+
+# What the platform's annotation JSON carries that the SDK's local files do not (ids live in key_id_map.json).
+_TOP_KEYS = ("size", "description", "key", "tags", "objects", "frames", "framesCount")
+_ID_FIELDS = frozenset({"id", "objectId", "classId", "tagId", "entityId", "videoId"})
+
+
+def _no_ids(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if k not in _ID_FIELDS}
+
+
+def _tags(tags: Any) -> Any:
+    return [_no_ids(t) if isinstance(t, dict) else t for t in tags] if isinstance(tags, list) else tags
+
+
+def sdk_annotation(ann: dict[str, Any]) -> dict[str, Any]:
+    """A platform's video annotation as the SDK writes `ann/<name>.json`: its keys in the SDK's order,
+    no ids, no server-only fields (videoId, videoName, createdAt ...)."""
+    out: dict[str, Any] = {k: ann[k] for k in _TOP_KEYS if k in ann}
+    out["tags"] = _tags(out.get("tags", []))
+    out["objects"] = [{**_no_ids(o), "tags": _tags(o.get("tags", []))} if isinstance(o, dict) else o
+                      for o in out.get("objects", [])]
+    out["frames"] = [
+        {**f, "figures": [_no_ids(g) if isinstance(g, dict) else g for g in f.get("figures", [])]}
+        if isinstance(f, dict) else f
+        for f in out.get("frames", [])
+    ]
+    return out

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from slyfs.formats.imported import ImportedImage, ImportedProject, ImportFailed, Problem, Superseded
 from slyfs.formats.importing import ProblemList
+from slyfs.formats.supervisely import sdk_annotation
 from slyfs.imports.validate import ds_label, validate_project
 from slyfs.model import FormatError, ProjectMeta
 from slyfs.model.entities import ImageInfo, NewImage
@@ -215,11 +216,12 @@ class _Plan:
                                     f"dataset {ds_label(path)!r} (import with on_conflict=rename or replace)")])
 
 
-def _merge_meta(current: dict[str, Any] | None, imported: ProjectMeta) -> dict[str, Any]:
+def _merge_meta(current: dict[str, Any] | None, imported: ProjectMeta, project_type: str = "images"
+                ) -> dict[str, Any]:
     """The target's meta with the imported classes and tags added (FormatError if they clash)."""
     incoming = ProjectMeta.from_json(clean_meta(imported.to_json()))
     base = ProjectMeta.from_json(current if current is not None else {"classes": [], "tags": [],
-                                                                        "projectType": "images"})
+                                                                        "projectType": project_type})
     merged = base.merge(incoming).to_json()
     if "projectSettings" not in merged and incoming.project_settings is not None:
         merged["projectSettings"] = incoming.to_json()["projectSettings"]
@@ -319,6 +321,9 @@ def upload_project(
         raise ValueError(f"on_conflict must be error, rename or replace, not {on_conflict!r}")
     if batch < 1 or in_flight < 1:
         raise ValueError("batch and in_flight must be at least 1")
+    if project.type == "videos":
+        return _upload_videos(platform, project, workspace_id, project_name, on_conflict=on_conflict,
+                              progress=progress, validating=validating, spool_dir=spool_dir, settled=settled)
     target = _find_project(platform, workspace_id, project_name)
     ds_ids = dataset_paths(platform, target) if target is not None else {}
     plan = _Plan(platform, project, on_conflict)
@@ -483,3 +488,101 @@ def _send_all(
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # what is sent finishes: every batch is idempotent
             raise
+
+
+# ---- video projects ----------------------------------------------------------------------------------
+
+
+def _upload_videos(
+    platform: Platform,
+    project: ImportedProject,
+    workspace_id: int,
+    project_name: str,
+    *,
+    on_conflict: OnConflict,
+    progress: Progress | None,
+    validating: Progress | None,
+    spool_dir: Path | None,
+    settled: Callable[[], bool] | None,
+) -> int:
+    """`upload_project` for a video project: the same order of work (read the target, validate every video
+    and annotation, merge the meta, then create), one video at a time: `add_videos` with the file's path
+    (the platform streams it), then `set_video_annotation`. A video already in its dataset with the same
+    name and size counts as done (its annotation is set again), so a re-run after a crash resumes; with
+    other bytes it is a conflict handled as `on_conflict` says. Files are never read whole here."""
+    target = _find_project(platform, workspace_id, project_name)
+    problems = ProblemList()
+    if target is not None and platform.get_project(target).type != "videos":
+        raise ImportFailed([Problem("", f"project {project_name!r} already exists and is not a video project")])
+    ds_ids = dataset_paths(platform, target) if target is not None else {}
+    existing: dict[DsPath, dict[str, tuple[int, int]]] = {
+        path: {v.name: (v.id, v.size) for v in platform.iter_videos(ds_id)} for path, ds_id in ds_ids.items()}
+    spool = _Spool(spool_dir)
+    try:
+        conflicts: list[Problem] = []
+
+        def accept(path: DsPath, item: ImportedImage) -> None:
+            there = existing.get(path, {}).get(item.name)
+            if there is not None and item.source is not None and there[1] != item.source.stat().st_size \
+                    and on_conflict == "error":
+                conflicts.append(Problem(item.origin, f"a video named {item.name!r} with other content is already "
+                                         f"in dataset {ds_label(path)!r} (import with on_conflict=rename or replace)"))
+            spool.add(path, item)
+
+        started = time.monotonic()
+        check = validate_project(project, progress=validating, on_item=accept)
+        log.info("validated %d videos of %s in %.1f s", check.total, project_name, time.monotonic() - started)
+        if settled is not None and not settled():
+            raise Superseded(project_name)
+        seen = set(project.warnings)
+        project.warnings.extend(w for w in check.warnings if w not in seen)
+        problems.extend(check.problems)
+        problems.extend(conflicts)
+        current = platform.get_project_meta(target) if target is not None else None
+        merged: dict[str, Any] | None = None
+        if check.meta is not None:
+            try:
+                merged = _merge_meta(current, check.meta, "videos")
+            except FormatError as e:
+                where = f"project {project_name!r} already exists and its meta clashes with the import's"
+                problems.add(Problem("", f"{where}: {e.problem}"))
+        if problems:
+            raise ImportFailed(problems.result())
+        assert merged is not None
+        if target is None:
+            target = platform.create_project(workspace_id, project_name, project_type="videos").id
+        if merged != current:
+            platform.update_project_meta(target, merged)
+        for ds in project.datasets:
+            _ensure_dataset(platform, target, ds.path, ds_ids)
+        done = 0
+        if progress is not None:
+            progress(0, check.total)
+        for path, chunk in spool.batches(1):
+            item = chunk[0]
+            assert item.source is not None and item.annotation is not None  # validated
+            ds_id = ds_ids[path]
+            names = existing.setdefault(path, {})
+            name, there = item.name, names.get(item.name)
+            if there is not None and there[1] != item.source.stat().st_size:
+                if on_conflict == "replace":
+                    platform.remove_videos([there[0]])
+                    del names[name]
+                    there = None
+                else:  # rename: the first free `name~N.ext`, the same on every run
+                    n = 2
+                    while (cand := dedup_suffix(name, n)) in names and names[cand][1] != item.source.stat().st_size:
+                        n += 1
+                    name, there = cand, names.get(cand)
+            if there is None:
+                info = platform.add_videos(ds_id, [(name, item.source)])[0]
+                there = names[name] = (info.id, info.size)
+            # without the source's ids; the keys stay, they tie figures to objects
+            platform.set_video_annotation(there[0], sdk_annotation(item.annotation))
+            done += 1
+            if progress is not None:
+                progress(done, check.total)
+        log.info("uploaded %d videos of %s in %.1f s", check.total, project_name, time.monotonic() - started)
+    finally:
+        spool.close()
+    return target
