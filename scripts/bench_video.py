@@ -9,22 +9,37 @@ each frame asked for, for
 Each figure is the median over `--rounds` interleaved rounds (slyfs, naive, slyfs, naive, ...), each
 round in a fresh `Frames` so nothing is cached across rounds.
 
-The mount-level parts (cp -r coco/ of a video project vs the SDK's route, importing a 1 GB video vs
-upload_video_project) are added by the mount/import work.
+`--part export` (issue #13 item 4): the annotated frames of a generated 1080p video project (`--videos`
+videos of `--export-seconds` s, one tracked object on every `--every`-th frame) extracted as JPEG,
+side by side in one run over one `slyfs serve` of a local store:
+- slyfs: `cp -r coco/` of the project from a fresh mount (`--server`, nothing cached), which gives
+  the annotated frames as JPEG (and the COCO JSON);
+- the SDK's own route, from .venv-sdk: `sly.download_video_project` from the same server, then per
+  video `sly.video.VideoFrameReader` over the frames with figures, each written by `sly.image.write`
+  as `<stem>_<index:06d>.jpg` (timed inside its process, from `sly.Api` on: its import is left out).
+Rounds interleave (slyfs, SDK, slyfs, SDK, ...); the figures are medians. The machine is shared and
+noisy: read the per-round figures too.
+The import part (a 1 GB video vs upload_video_project) is added by the import work.
 
-Usage: .venv/bin/python scripts/bench_video.py [--seconds 60] [--fps 25] [--gop 250] [--frames 300]
-       [--random 30] [--rounds 3]
+Usage: .venv/bin/python scripts/bench_video.py [--part frames|export|all] [--seconds 60] [--fps 25]
+       [--gop 250] [--frames 300] [--random 30] [--rounds 3] [--videos 2] [--export-seconds 20] [--every 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -53,8 +68,139 @@ def timed(read: Callable[[int], object], order: list[int]) -> float:
     return len(order) / (time.perf_counter() - t0)
 
 
+SDK_EXTRACT = r"""
+import json, os, sys, time
+import supervisely as sly
+from supervisely.video.video import VideoFrameReader
+
+server, token, project_id, dest, out = sys.argv[1:]
+t0 = time.perf_counter()
+api = sly.Api(server, token)
+sly.download_video_project(api, int(project_id), dest, log_progress=False)
+t1 = time.perf_counter()
+project = sly.VideoProject(dest, sly.OpenMode.READ)
+written = 0
+os.makedirs(out, exist_ok=True)
+for ds in project.datasets:
+    for name in ds:
+        video_path, ann_path = ds.get_item_paths(name)
+        ann = sly.VideoAnnotation.load_json_file(ann_path, project.meta)
+        indexes = sorted({frame.index for frame in ann.frames if len(frame.figures)})
+        stem = os.path.splitext(name)[0]
+        with VideoFrameReader(video_path, indexes) as reader:
+            for index, pixels in zip(indexes, reader.iterate_frames()):
+                sly.image.write(os.path.join(out, f"{stem}_{index:06d}.jpg"), pixels)
+                written += 1
+t2 = time.perf_counter()
+print(json.dumps({"download": t1 - t0, "extract": t2 - t1, "total": t2 - t0, "frames": written}))
+"""
+
+
+def export_store(root: Path, videos: int, seconds: int, fps: int, every: int) -> tuple[int, int]:
+    """A local store with one 1080p video project: (project id, annotated frames)."""
+    from slyfs.platform.local import LocalStore
+
+    store = LocalStore(root)
+    try:
+        ws = store.create_workspace(store.create_team("team").id, "ws")
+        project = store.create_project(ws.id, "clips", project_type="videos")
+        store.update_project_meta(project.id, {"classes": [
+            {"title": "car", "shape": "rectangle", "color": "#FF0000", "geometry_config": {}, "hotkey": ""}],
+            "tags": [], "projectType": "videos"})
+        ds = store.create_dataset(project.id, "day")
+        count = seconds * fps
+        files = []
+        for n in range(videos):
+            # distinct videos (different lengths by a frame): the store keeps bytes by content
+            path = cached_video(count + n, (1920, 1080), fps=fps, gop=250, fast=True)
+            files.append((f"clip{n}.mp4", path))
+        annotated = 0
+        for n, video in enumerate(store.add_videos(ds.id, files)):
+            key = f"{n + 1:032x}"
+            frames = [{"index": i, "figures": [{"key": f"{n + 1:08x}{i:024x}", "objectKey": key,
+                                                "geometryType": "rectangle",
+                                                "geometry": {"points": {"exterior": [[100 + i, 200], [400 + i, 500]],
+                                                                        "interior": []}}}]}
+                      for i in range(0, video.frames_count, every)]
+            annotated += len(frames)
+            store.set_video_annotation(video.id, {
+                "size": {"height": 1080, "width": 1920}, "description": "", "tags": [],
+                "objects": [{"key": key, "classTitle": "car", "tags": []}], "frames": frames,
+                "framesCount": video.frames_count})
+        return project.id, annotated
+    finally:
+        store.close()
+
+
+def export_part(args: argparse.Namespace) -> None:
+    from tests.helpers.mount import mounted
+    from tests.helpers.sdk import SDK_PYTHON
+    from tests.helpers.serve import serve_store
+
+    work = Path(tempfile.mkdtemp(prefix="bench-video-"))
+    try:
+        t0 = time.perf_counter()
+        project_id, annotated = export_store(work / "store", args.videos, args.export_seconds, args.fps, args.every)
+        print(f"export: {args.videos} videos x {args.export_seconds} s 1080p at {args.fps} fps, a figure on every "
+              f"{args.every}th frame: {annotated} annotated frames (store ready in {time.perf_counter() - t0:.1f} s)")
+        figures: dict[str, list[float]] = {"slyfs cp -r coco/": [], "SDK download + frame reader": [],
+                                           "  of which SDK download": [], "SDK as a process (+ import)": []}
+        with serve_store(work / "store") as server:
+            token_file = work / "token"
+            token_file.write_text(server.token)
+            for r in range(args.rounds):
+                mp, out = work / f"mnt{r}", work / f"coco{r}"
+                with mounted(mp, "--server", server.url, "--token-file", str(token_file), ttl=60):
+                    src = mp / "team" / "ws" / "clips" / "coco"
+                    t0 = time.perf_counter()
+                    subprocess.run(["cp", "-r", str(src), str(out)], check=True)
+                    took = time.perf_counter() - t0
+                jpegs = [p for p in (out / "day").iterdir() if p.suffix == ".jpg"]
+                assert len(jpegs) == annotated, (len(jpegs), annotated)
+                figures["slyfs cp -r coco/"].append(took)
+                shutil.rmtree(out)
+                shutil.rmtree(mp, ignore_errors=True)
+
+                sdk_out, sdk_dest = work / f"sdk-frames{r}", work / f"sdk-project{r}"
+                env = dict(os.environ, SUPERVISELY_SKIP_HTTPS_USER_HELPER_CHECK="1")
+                started = time.perf_counter()
+                done = subprocess.run([str(SDK_PYTHON), "-c", SDK_EXTRACT, server.url, server.token, str(project_id),
+                                       str(sdk_dest), str(sdk_out)], capture_output=True, text=True, env=env,
+                                      check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"the SDK route failed:\n{done.stderr[-3000:]}")
+                process = time.perf_counter() - started
+                sdk: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+                assert sdk["frames"] == annotated, sdk
+                figures["SDK download + frame reader"].append(sdk["total"])
+                figures["  of which SDK download"].append(sdk["download"])
+                figures["SDK as a process (+ import)"].append(process)
+                shutil.rmtree(sdk_out)
+                shutil.rmtree(sdk_dest)
+                print(f"  round {r + 1}: slyfs {took:.1f} s, SDK {sdk['total']:.1f} s "
+                      f"(download {sdk['download']:.1f} s)", flush=True)
+        print(f"median of {args.rounds} interleaved rounds, seconds for {annotated} frames "
+              "(a shared, noisy machine):")
+        for name, values in figures.items():
+            med = statistics.median(values)
+            rate = f"{annotated / med:6.1f} frames/s" if "of which" not in name else " " * 15
+            print(f"  {name:30s} {med:7.1f} s  {rate}   ({', '.join(f'{v:.1f}' for v in values)})")
+        ratio = statistics.median(figures["SDK download + frame reader"]) / statistics.median(
+            figures["slyfs cp -r coco/"])
+        print(f"  slyfs is {ratio:.2f}x the SDK's speed, timed inside its process (goal >= 2x)")
+        whole = statistics.median(figures["SDK as a process (+ import)"]) / statistics.median(
+            figures["slyfs cp -r coco/"])
+        print(f"  slyfs is {whole:.2f}x the SDK's speed, the SDK timed as a command (its import included)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=("frames", "export", "all"), default="all")
+    ap.add_argument("--videos", type=int, default=2, help="export: videos in the project")
+    ap.add_argument("--export-seconds", type=int, default=20, help="export: length of each video")
+    ap.add_argument("--every", type=int, default=5, help="export: a figure on every Nth frame")
     ap.add_argument("--seconds", type=int, default=60, help="length of the generated 1080p video")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--gop", type=int, default=250, help="frames between keyframes (x264's default)")
@@ -64,7 +210,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--memory", type=int, default=32 << 20, help="bytes given to Frames (a budget share)")
     args = ap.parse_args()
+    if args.part in ("export", "all"):
+        export_part(args)
+    if args.part in ("frames", "all"):
+        frames_part(args)
 
+
+def frames_part(args: argparse.Namespace) -> None:
     count = args.seconds * args.fps
     t0 = time.perf_counter()
     path = cached_video(count, (1920, 1080), fps=args.fps, gop=args.gop, bframes=args.bframes,

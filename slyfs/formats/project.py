@@ -32,17 +32,19 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from slyfs.formats.frames import dataset_frames, frame_jpeg, frame_of, frame_read, frame_read_nowait, with_track_tag
+from slyfs.formats.registry import VIDEOS
 from slyfs.formats.supervisely import children_of, image_file_name
 from slyfs.model.annotation import Annotation, Tag
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
 from slyfs.model.errors import FormatError
 from slyfs.model.geometry import AlphaMask, Bitmap, Geometry, MultiPolygon, Polygon, Rectangle
 from slyfs.model.meta import ProjectMeta
-from slyfs.platform.cached import AnnVersion, ImageList
+from slyfs.platform.cached import AnnotationSnapshot, AnnVersion, ImageList
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import RenderSizeError, render_log
+from slyfs.vfs.files import ImageFile, RenderSizeError, render_log
 from slyfs.vfs.names import escape_name, nested_name, unique
-from slyfs.vfs.nodes import FileNode
+from slyfs.vfs.nodes import FileNode, IndexedDir, Node
 
 log = logging.getLogger("slyfs.views")
 
@@ -64,6 +66,11 @@ class ProjectInputs:
     @property
     def graph_classes(self) -> list[str]:
         return [c.title for c in self.meta.classes if c.shape == "graph"]
+
+    @property
+    def videos(self) -> bool:
+        """A video project: its datasets' images are the frames of its videos (`formats/frames.py`)."""
+        return self.project.type == VIDEOS
 
 
 def meta_hash(meta_json: dict[str, Any]) -> str:
@@ -101,6 +108,8 @@ def project_inputs(ctx: ViewContext, project: Project) -> ProjectInputs:
 
     def make() -> ProjectInputs:
         meta_json = ctx.platform.meta(project.id)
+        if project.type == VIDEOS:
+            meta_json = with_track_tag(meta_json)
         datasets = sorted(ctx.platform.datasets(project.id), key=lambda d: d.id)
         return ProjectInputs(
             project=project,
@@ -115,6 +124,23 @@ def project_inputs(ctx: ViewContext, project: Project) -> ProjectInputs:
 
 
 # ---- images and annotations ---------------------------------------------------------------------
+
+
+def dataset_images(ctx: ViewContext, inputs: ProjectInputs, dataset_id: int) -> ImageList:
+    """A dataset's images as the views list them: the platform's, or a video dataset's frames."""
+    return dataset_frames(ctx, dataset_id).images if inputs.videos else ctx.platform.images(dataset_id)
+
+
+def dataset_annotations(ctx: ViewContext, inputs: ProjectInputs, dataset_id: int) -> AnnotationSnapshot:
+    """A dataset's annotations by image id: the platform's, or its frames' (`dataset_images`)."""
+    return dataset_frames(ctx, dataset_id).annotations if inputs.videos else ctx.platform.annotations(dataset_id)
+
+
+def image_annotations(ctx: ViewContext, image: ImageInfo) -> AnnotationSnapshot:
+    """The annotations of the dataset an image item (or frame item) was listed from."""
+    if frame_of(image) is not None:
+        return dataset_frames(ctx, image.dataset_id).annotations
+    return ctx.platform.annotations(image.dataset_id)
 
 
 def image_names(images: Iterable[ImageInfo]) -> list[str]:
@@ -304,7 +330,15 @@ def decoded_dims(ctx: ViewContext, image: ImageInfo) -> tuple[int, int]:
 
 
 def read_whole_image(ctx: ViewContext, image: ImageInfo) -> bytes:
+    if frame_of(image) is not None:
+        return frame_jpeg(ctx, image)
     return ctx.platform.read_image(image, 0, image.size) if image.size else ctx.platform.platform.read_image(image.id)
+
+
+def image_pixels(ctx: ViewContext, image: ImageInfo, dims: tuple[int, int]) -> np.ndarray:
+    """The image's RGB pixels in the annotation's frame of `dims` (height, width). A frame item's are
+    its JPEG's, the very image its file in coco/, yolo/, voc/ holds (and decoded once for all views)."""
+    return decode_image(read_whole_image(ctx, image), *dims)
 
 
 # ---- PNG with stored deflate blocks: size known from the header fields ---------------------------
@@ -314,6 +348,102 @@ def read_whole_image(ctx: ViewContext, image: ImageInfo) -> bytes:
 
 
 # ---- file nodes ----------------------------------------------------------------------------------
+
+
+class FrameFile(FileNode):
+    """A video frame as a JPEG file: its size (`frame_jpeg_size`) is known from the video's width and
+    height, so a stat decodes nothing; a read decodes the frame (`Frames.jpeg`, which keeps recent
+    frames, so the reads of one `cp` decode it once). The node holds the frame item's packed row."""
+
+    __slots__ = ("_size", "ctx", "row")
+
+    def __init__(self, name: str, ctx: ViewContext, row: bytes, mtime: float, size: int) -> None:
+        super().__init__(name, mtime)
+        self.ctx, self.row, self._size = ctx, row, size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def cheap_size(self) -> int | None:
+        return self._size
+
+    @property
+    def version(self) -> Hashable:
+        return ("frame", self.row)
+
+    def cheap_read(self, offset: int, size: int) -> bytes | bytearray | None:
+        if offset >= self._size:
+            return b""
+        return frame_read_nowait(self.ctx, ImageList.unpack(self.row), offset, size)
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset >= self._size:
+            return b""
+        return frame_read(self.ctx, ImageList.unpack(self.row), offset, size)
+
+
+class FrameAnnotationFile(FileNode):
+    """`ann/<frame>.json` of a video dataset's frames (masks/'s Supervisely part): the frame's
+    annotation text as its snapshot stores it, read in slices, nothing parsed."""
+
+    __slots__ = ("ann", "ctx", "dataset_id", "image_id")
+
+    def __init__(self, name: str, ctx: ViewContext, dataset_id: int, image_id: int, ann: AnnVersion) -> None:
+        super().__init__(name, parse_time(ann[0]))
+        self.ctx, self.dataset_id, self.image_id, self.ann = ctx, dataset_id, image_id, ann
+
+    @property
+    def size(self) -> int:
+        return self.ann[1]
+
+    def cheap_size(self) -> int | None:
+        return self.ann[1]
+
+    @property
+    def version(self) -> Hashable:
+        return ("frame-ann", self.image_id, self.ann)
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset >= self.ann[1]:
+            return b""
+        size = min(size, self.ann[1] - offset)
+        return dataset_frames(self.ctx, self.dataset_id).annotations.raw(self.image_id, self.ann, offset, size)
+
+
+class FrameImagesDir(IndexedDir):
+    """`img/` of a video dataset's frames, named as the image formats name them."""
+
+    def __init__(self, ctx: ViewContext, ds: Dataset, mtime: float) -> None:
+        super().__init__("img", mtime, ctx, ("frame-img", ds.id))
+        self.ds = ds
+
+    def build(self) -> list[Node]:
+        images = dataset_frames(self.ctx, self.ds.id).images
+        return [image_file(self.ctx, name, row, im)
+                for row, im, name in zip(images.rows, images, image_names(images), strict=True)]
+
+
+class FrameAnnsDir(IndexedDir):
+    """`ann/` of a video dataset's frames: `<frame>.json` per frame item."""
+
+    def __init__(self, ctx: ViewContext, ds: Dataset, mtime: float) -> None:
+        super().__init__("ann", mtime, ctx, ("frame-ann", ds.id))
+        self.ds = ds
+
+    def build(self) -> list[Node]:
+        bundle = dataset_frames(self.ctx, self.ds.id)
+        versions = bundle.annotations.versions()
+        images = bundle.images
+        return [FrameAnnotationFile(f"{name}.json", self.ctx, self.ds.id, im_id, versions[im_id])
+                for im_id, name in zip(images.ids(), image_names(images), strict=True) if im_id in versions]
+
+
+def image_file(ctx: ViewContext, name: str, row: bytes, image: ImageInfo) -> FileNode:
+    """The file of an image item in a view: the platform's image bytes, or a video frame's JPEG."""
+    if frame_of(image) is not None:
+        return FrameFile(name, ctx, row, parse_time(image.updated_at), image.size)
+    return ImageFile(name, row, ctx.platform, parse_time(image.updated_at), image.size)
 
 
 def known_dims(image: ImageInfo) -> tuple[int, int] | None:
@@ -329,7 +459,7 @@ def ann_mtime_of(image: ImageInfo, ann: AnnVersion | None) -> float:
 def annotation_of(ctx: ViewContext, image: ImageInfo, ann: AnnVersion | None) -> AnnotationInfo | None:
     """The annotation a file was listed with (its `AnnVersion`), looked up again in the dataset's
     snapshot (parsed there, in its bounded LRU); `Changed` (ESTALE) if it has changed since."""
-    return ctx.platform.annotations(image.dataset_id).lookup(image.id, ann)
+    return image_annotations(ctx, image).lookup(image.id, ann)
 
 
 def _checked(name: str, size: int, render: Callable[[], bytes]) -> bytes:
@@ -387,7 +517,7 @@ class ImageDerivedFile(FileNode):
     def _resolve(self) -> tuple[AnnVersion | None, tuple[int, int]]:
         if self._resolved is None:
             image, ctx = self.image, self.kind.ctx
-            snapshot = ctx.platform.annotations(image.dataset_id)
+            snapshot = image_annotations(ctx, image)
             ann = snapshot.version(image.id)
             dims = known_dims(image)
             if dims is None:

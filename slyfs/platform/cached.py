@@ -609,10 +609,15 @@ class CachedPlatform:
         snapshot on local disk; parsed when looked up (see AnnotationSnapshot)."""
 
         def fetch() -> AnnotationSnapshot:
-            return AnnotationSnapshot(self._snapshot_dir().new_file(), annotation_rows(self.platform, dataset_id),
-                                      self._parsed)
+            return self.new_snapshot(annotation_rows(self.platform, dataset_id))
 
         return self._bundles.get(("anns", dataset_id), lambda: self._call(fetch))
+
+    def new_snapshot(self, rows: Iterable[tuple[int, str, int | None, str | None, str | None, str]]
+                     ) -> AnnotationSnapshot:
+        """A snapshot of these annotation rows (see `annotation_rows`) beside the platform's own, sharing
+        their LRU of parsed annotations: for annotations made from others (a video's frames)."""
+        return AnnotationSnapshot(self._snapshot_dir().new_file(), rows, self._parsed)
 
     # ---- videos: small lists, cached like the tree (TTL, one fetch at a time per key) ----------
     def videos(self, dataset_id: int) -> list[VideoInfo]:

@@ -46,24 +46,28 @@ from typing import Any
 
 import numpy as np
 
+from slyfs.formats.frames import with_track_tag
 from slyfs.formats.importing import BACKGROUND_NAMES
 from slyfs.formats.masks.layout import MACHINE_COLORS, MASKS_HUMAN, MASKS_INSTANCES, MASKS_MACHINE
 from slyfs.formats.project import (
     AnnotatedFile,
     AnnotatedKind,
     DerivedKind,
+    FrameAnnsDir,
+    FrameImagesDir,
     ImageDerivedFile,
     ProjectInputs,
     ann_mtime,
     ann_mtime_of,
     annotation_of,
-    decode_image,
+    dataset_annotations,
+    dataset_images,
     decoded_dims,
     frame_size,
     image_names,
+    image_pixels,
     parse_annotation,
     project_inputs,
-    read_whole_image,
     stem_names,
 )
 from slyfs.formats.supervisely import SlyAnns, SlyImages, sdk_json
@@ -229,7 +233,7 @@ def render_machine(info: AnnotationInfo | None, image: ImageInfo, meta: ProjectM
 
 def render_human(ctx: ViewContext, info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta,
                  dims: tuple[int, int]) -> bytes:
-    pixels = decode_image(read_whole_image(ctx, image), *dims)
+    pixels = image_pixels(ctx, image, dims)
     return encode_png(human_mask(pixels, parse_annotation(info, meta, image), meta))
 
 
@@ -309,7 +313,10 @@ class MasksProjectDir(IndexedDir):
 
     def build(self) -> list[Node]:
         inputs = project_inputs(self.ctx, self.project)
-        meta_bytes = sdk_json(self.ctx.platform.meta(self.project.id))
+        meta_json = self.ctx.platform.meta(self.project.id)
+        if inputs.videos:  # the frames are an image project: its meta, with the track tag the frames carry
+            meta_json = {k: v for k, v in with_track_tag(meta_json).items() if k != "projectType"}
+        meta_bytes = sdk_json(meta_json)
         colors = MachineColors.of(inputs.meta, self.project.custom_data)
         nodes: list[Node] = [TextFile("meta.json", meta_bytes, self.mtime),
                              TextFile(MACHINE_COLORS, machine_colors_json(inputs.meta, self.project.custom_data),
@@ -325,8 +332,8 @@ class MasksDatasetDir(StaticDir):
 
         def make() -> list[Node]:
             nodes: list[Node] = [
-                SlyImages(ctx, ds, mtime),
-                SlyAnns(ctx, ds, mtime),
+                FrameImagesDir(ctx, ds, mtime) if inputs.videos else SlyImages(ctx, ds, mtime),
+                FrameAnnsDir(ctx, ds, mtime) if inputs.videos else SlyAnns(ctx, ds, mtime),
                 MaskFilesDir(ctx, ds, inputs, mtime, MASKS_MACHINE, colors),
                 MaskFilesDir(ctx, ds, inputs, mtime, MASKS_HUMAN, colors),
                 InstancesDir(ctx, ds, inputs, mtime),
@@ -349,7 +356,7 @@ class MaskFilesDir(IndexedDir):
 
     def build(self) -> list[Node]:
         ctx, meta = self.ctx, self.inputs.meta
-        images = ctx.platform.images(self.ds.id)
+        images = dataset_images(ctx, self.inputs, self.ds.id)
         key = (self.kind, self.inputs.meta_hash, self.colors.key)
         if self.kind == MASKS_MACHINE:
             colors = self.colors
@@ -370,9 +377,9 @@ class InstancesDir(IndexedDir):
         self.ds, self.inputs = ds, inputs
 
     def build(self) -> list[Node]:
-        p, meta, ctx = self.ctx.platform, self.inputs.meta, self.ctx
-        images = p.images(self.ds.id)
-        snapshot = p.annotations(self.ds.id)
+        meta, ctx = self.inputs.meta, self.ctx
+        images = dataset_images(ctx, self.inputs, self.ds.id)
+        snapshot = dataset_annotations(ctx, self.inputs, self.ds.id)
         counts, versions = snapshot.object_counts(), snapshot.versions()
         kind = AnnotatedKind(ctx, (MASKS_INSTANCES, self.inputs.meta_hash), partial(_instance_size, ctx, meta),
                              partial(_instance, ctx, meta))

@@ -30,11 +30,11 @@ from slyfs.formats.project import (
     DerivedKind,
     ImageDerivedFile,
     ProjectInputs,
-    decode_image,
+    dataset_images,
     image_names,
+    image_pixels,
     parse_annotation,
     project_inputs,
-    read_whole_image,
 )
 from slyfs.model.annotation import Annotation
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
@@ -136,7 +136,7 @@ def draw_preview(image: np.ndarray, ann: Annotation | None, meta: ProjectMeta) -
 
 def render_preview(ctx: ViewContext, info: AnnotationInfo | None, image: ImageInfo, meta: ProjectMeta,
                    dims: tuple[int, int]) -> bytes:
-    pixels = decode_image(read_whole_image(ctx, image), *dims)
+    pixels = image_pixels(ctx, image, dims)
     drawn = draw_preview(pixels, parse_annotation(info, meta, image), meta)
     return encode_jpeg_exact(np.ascontiguousarray(drawn), jpeg_size(dims[1], dims[0]))
 
@@ -171,7 +171,7 @@ class PreviewDatasetDir(IndexedDir):
 
     def build(self) -> list[Node]:
         ctx, meta = self.ctx, self.inputs.meta
-        images = ctx.platform.images(self.ds.id)
+        images = dataset_images(ctx, self.inputs, self.ds.id)
         kind = DerivedKind(ctx, ("preview", self.inputs.meta_hash), _preview_size, partial(_preview, ctx, meta))
         return [ImageDerivedFile(f"{name}.jpg", kind, image, row)
                 for row, image, name in zip(images.rows, images, image_names(images), strict=True)]

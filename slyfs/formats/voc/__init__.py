@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from slyfs.formats.registry import IMAGES, Format
+from slyfs.formats.registry import IMAGES, VIDEOS, Format
 from slyfs.formats.voc import importer
 from slyfs.formats.voc.view import VocProjectDir
 
 FORMAT = Format(
     name="voc",
     title="Pascal VOC 2012",
-    project_types=frozenset({IMAGES}),
+    project_types=frozenset({IMAGES, VIDEOS}),
     help=('Pascal VOC 2012: JPEGImages/, Annotations/*.xml, SegmentationClass/ and\n'
           'SegmentationObject/ palette PNGs, ImageSets/{Main,Segmentation}/<dataset>.txt,\n'
           'labelmap.txt'),

@@ -60,8 +60,11 @@ from slyfs.formats.project import (
     ProjectInputs,
     ann_mtime_of,
     attributes,
+    dataset_images,
     drawn_in,
     frame_size,
+    image_annotations,
+    image_file,
     image_names,
     parse_annotation,
     project_inputs,
@@ -103,7 +106,7 @@ from slyfs.model.meta import ProjectMeta
 from slyfs.model.raster import THICKNESS, Raster, largest_first, paint
 from slyfs.platform.cached import AnnVersion, Changed, ImageList
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import ImageFile, SizedFile, TextFile
+from slyfs.vfs.files import SizedFile, TextFile
 from slyfs.vfs.fixedsize import Field, FixedText, encode_png, png_size
 from slyfs.vfs.names import escape_name
 from slyfs.vfs.nodes import IndexedDir, Node, StaticDir
@@ -475,7 +478,7 @@ def _presence(ctx: ViewContext, meta: ProjectMeta, mh: str, items: list[VocItem]
         out = np.full((len(items), len(meta.classes)), -1, dtype=np.int8)
         if not items:
             return out
-        snapshot = ctx.platform.annotations(items[0].dataset_id)
+        snapshot = image_annotations(ctx, items[0].image)
         versions = snapshot.versions()
         if _sets_digest(items, versions) != digest:
             raise Changed(f"the annotations of {items[0].flat!r}")
@@ -511,8 +514,8 @@ def voc_project(ctx: ViewContext, project: Project) -> VocProject:
     inputs = project_inputs(ctx, project)
 
     def make() -> VocProject:
-        p = ctx.platform
-        return VocProject(inputs, voc_ids([(ds, inputs.flat[ds.id], p.images(ds.id)) for ds in inputs.datasets]))
+        return VocProject(inputs, voc_ids([(ds, inputs.flat[ds.id], dataset_images(ctx, inputs, ds.id))
+                                           for ds in inputs.datasets]))
 
     return ctx.listings.get(("voc-items", project.id, inputs.meta_hash), make)
 
@@ -551,7 +554,7 @@ class VocFilesDir(IndexedDir):
             nodes: list[Node] = []
             for it in vp.items:
                 image = it.image
-                nodes.append(ImageFile(it.file_name, it.row, ctx.platform, parse_time(image.updated_at), image.size))
+                nodes.append(image_file(ctx, it.file_name, it.row, image))
             return nodes
         if kind != ANNOTATIONS:
             by_class = kind == SEGMENTATION_CLASS
@@ -566,7 +569,7 @@ class VocFilesDir(IndexedDir):
         nodes = []
         for item in vp.items:
             if item.dataset_id not in versions:
-                versions[item.dataset_id] = ctx.platform.annotations(item.dataset_id).versions()
+                versions[item.dataset_id] = image_annotations(ctx, item.image).versions()
             ann = versions[item.dataset_id].get(item.image_id)
             nodes.append(AnnotatedFile(f"{item.vid}.xml", xml, item.row, ann, ann_mtime_of(item.image, ann), item))
         return nodes
@@ -617,7 +620,7 @@ class VocSetsDir(IndexedDir):
             return nodes
         sets: dict[tuple[str, str], tuple[str, list[Callable[[], bytes]]]] = {}  # per dataset and class: key, bytes
         for flat, items in by_flat.items():
-            versions = ctx.platform.annotations(items[0].dataset_id).versions() if items else {}
+            versions = image_annotations(ctx, items[0].image).versions() if items else {}
             digest = _sets_digest(items, versions)
             for column, c in enumerate(meta.classes):
                 sets[(flat, c.title)] = (digest, [partial(_class_set, ctx, meta, mh, items, digest, column)])

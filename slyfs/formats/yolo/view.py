@@ -69,8 +69,11 @@ from slyfs.formats.project import (
     ProjectInputs,
     ann_mtime_of,
     annotation_of,
+    dataset_annotations,
+    dataset_images,
     drawn_in,
     frame_size,
+    image_file,
     image_names,
     parse_annotation,
     project_inputs,
@@ -103,7 +106,7 @@ from slyfs.model.geometry import (
 from slyfs.model.meta import ProjectMeta
 from slyfs.platform.budget import share
 from slyfs.vfs.context import ViewContext
-from slyfs.vfs.files import ImageFile, TextFile
+from slyfs.vfs.files import TextFile
 from slyfs.vfs.fixedsize import Field, FixedText
 from slyfs.vfs.nodes import IndexedDir, Node, StaticDir
 
@@ -677,7 +680,7 @@ class YoloTaskDir(StaticDir):
             text = data_yaml(task, inputs.meta, inputs.datasets, inputs.flat, carried)
             return [
                 TextFile("data.yaml", text, mtime),
-                StaticDir("images", mtime, lambda: [YoloImagesDir(ctx, ds, inputs.flat[ds.id])
+                StaticDir("images", mtime, lambda: [YoloImagesDir(ctx, ds, inputs)
                                                     for ds in inputs.datasets]),
                 StaticDir("labels", mtime, lambda: [YoloLabelsDir(ctx, ds, inputs, carried, spec, task, shared)
                                                     for ds in inputs.datasets]),
@@ -687,15 +690,15 @@ class YoloTaskDir(StaticDir):
 
 
 class YoloImagesDir(IndexedDir):
-    def __init__(self, ctx: ViewContext, ds: Dataset, flat: str) -> None:
+    def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs) -> None:
+        flat = inputs.flat[ds.id]
         super().__init__(flat, parse_time(ds.updated_at), ctx, ("yolo-img", ds.id, flat))
-        self.ds = ds
+        self.ds, self.inputs = ds, inputs
 
     def build(self) -> list[Node]:
-        p = self.ctx.platform
-        images = p.images(self.ds.id)
+        images = dataset_images(self.ctx, self.inputs, self.ds.id)
         files, _ = yolo_names(images)
-        return [ImageFile(name, row, p, parse_time(im.updated_at), im.size)
+        return [image_file(self.ctx, name, row, im)
                 for row, im, name in zip(images.rows, images, files, strict=True)]
 
 
@@ -707,12 +710,12 @@ class YoloLabelsDir(IndexedDir):
         flat = inputs.flat[ds.id]
         self.version_key = (inputs.meta_hash, carried.key)
         super().__init__(flat, parse_time(ds.updated_at), ctx, ("yolo-labels", task, ds.id, flat, self.version_key))
-        self.ds, self.spec, self.task, self.shared = ds, spec, task, shared
+        self.ds, self.spec, self.task, self.shared, self.inputs = ds, spec, task, shared, inputs
 
     def build(self) -> list[Node]:
-        p, spec, task = self.ctx.platform, self.spec, self.task
-        images = p.images(self.ds.id)
-        versions = p.annotations(self.ds.id).versions()
+        spec, task = self.spec, self.task
+        images = dataset_images(self.ctx, self.inputs, self.ds.id)
+        versions = dataset_annotations(self.ctx, self.inputs, self.ds.id).versions()
         _, labels = yolo_names(images)
         kind = LabelKind(self.ctx, ("yolo", task, self.version_key), partial(_label_size, task, spec),
                          partial(_label_render, task, spec), task, spec, self.shared, self.version_key)
