@@ -1,20 +1,30 @@
 """Video projects in the platform layer: the contract on every backend (the local store, the HTTP client
-over `slyfs serve`, the team store on PostgreSQL + S3 and served), bad video files refused by name, and
-the official SDK's own `upload_video_project` / `download_video_project` through `slyfs serve`."""
+over `slyfs serve`, the team store on PostgreSQL + S3 and served), bad video files refused by name, the
+official SDK's own `upload_video_project` / `download_video_project` through `slyfs serve`, and a video
+bigger than the memory a mount or a server may take, imported through the mount with their peak memory
+bounded (videos are hashed, sent, received and stored in pieces, never whole)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 
+from slyfs.fs.mount import pidfile_for
 from slyfs.model.errors import FormatError
 from slyfs.model.meta import ProjectMeta
 from slyfs.model.video import VideoAnnotation
-from slyfs.platform.base import NameConflict, Platform, PlatformError
+from slyfs.platform.base import NameConflict, Platform, PlatformError, file_content_hash
 from slyfs.platform.local import LocalStore
+from tests.helpers.mount import mounted, slyfs
 from tests.helpers.sdk import run_sdk
 from tests.helpers.serve import serve_store
 from tests.helpers.videos import cached_video
@@ -199,3 +209,88 @@ def test_sdk_upload_then_download_video_project_equal(tmp_path: Path) -> None:
     finally:
         store.close()
     assert run_sdk("video_project.py", "summary", str(held)) == made
+
+
+BIG_VIDEO = 300 << 20  # bytes: three times the memory growth allowed below
+RSS_CEILING = 100 << 20
+
+
+@pytest.fixture(scope="module")
+def big_video(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A ~300 MB H.264 MP4 made in seconds: lossless x264 (ultrafast) of noise, ~1.7 MB a frame."""
+    path = tmp_path_factory.mktemp("big") / "big.mp4"
+    rng = np.random.default_rng(0)
+    noise = [av.VideoFrame.from_ndarray(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8), format="rgb24"
+                                        ).reformat(format="yuv420p") for _ in range(4)]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "0", "g": "25"}
+        written, n = 0, 0
+        while written < BIG_VIDEO:
+            frame = noise[n % 4]
+            frame.pts = n
+            for packet in stream.encode(frame):
+                written += packet.size
+                out.mux(packet)
+            n += 1
+        for packet in stream.encode():
+            out.mux(packet)
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM (the peak resident set so far) of a process, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
+
+
+@pytest.mark.mount
+@pytest.mark.parametrize("backend", ["local", "http"])
+def test_a_video_bigger_than_the_memory_ceiling_imports_with_peak_memory_bounded(
+        backend: str, big_video: Path, tmp_path: Path) -> None:
+    """`cp` of a 300 MB video into the mount's import/: the video arrives whole (size, frames, hash), and
+    neither the mount's peak memory nor `slyfs serve`'s grows by 100 MB."""
+    size = big_video.stat().st_size
+    assert size > BIG_VIDEO > 3 * RSS_CEILING - 1
+    root = tmp_path / "store"
+    store = LocalStore(root)
+    store.create_workspace(store.create_team("team").id, "ws")
+    store.close()
+    mp = tmp_path / "mnt"
+    opts = ("--settle", "1", "--staging-dir", str(tmp_path / "staging"))
+    with contextlib.ExitStack() as stack:
+        if backend == "local":
+            server = None
+            stack.enter_context(mounted(mp, "--store", str(root), ttl=1.0, extra=opts))
+        else:
+            server = stack.enter_context(serve_store(root))
+            (tmp_path / "token").write_text(server.token)
+            stack.enter_context(mounted(mp, "--server", server.url, "--token-file", str(tmp_path / "token"),
+                                        ttl=1.0, extra=opts))
+        pids = {"the mount": int(pidfile_for(mp).read_text())}
+        if server is not None:
+            assert server.pid is not None
+            pids["slyfs serve"] = server.pid
+        before = {who: peak_rss(pid) for who, pid in pids.items()}
+        target = mp / "import" / "team" / "ws" / "big-video"
+        target.mkdir()
+        subprocess.run(["cp", str(big_video), str(target / "big.mp4")], check=True, timeout=120)
+        done = slyfs("status", str(mp), "--wait", "--timeout", "120", check=False, timeout=150)
+        growth = {who: peak_rss(pid) - before[who] for who, pid in pids.items()}
+        print(f"{size / 1e6:.0f} MB video; peak memory growth: "
+              + ", ".join(f"{who} {g / 1e6:.1f} MB" for who, g in growth.items()))
+        assert done.returncode == 0, done.stdout + done.stderr
+    store = LocalStore(root)
+    try:
+        videos = [v for _, _, project in store.iter_projects() for ds in store.list_datasets(project.id)
+                  for v in store.iter_videos(ds.id)]
+    finally:
+        store.close()
+    assert [(v.name, v.size) for v in videos] == [("big.mp4", size)]
+    assert videos[0].hash == file_content_hash(big_video) and videos[0].frames_count > 150
+    for who, g in growth.items():
+        assert g < RSS_CEILING, f"{who}'s peak memory grew by {g / 1e6:.0f} MB importing a {size / 1e6:.0f} MB video"

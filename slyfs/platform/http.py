@@ -52,6 +52,7 @@ import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
 from slyfs.model.coords import to_pixel, to_subpixel
 from slyfs.model.entities import (
@@ -74,6 +75,7 @@ from slyfs.platform.base import (
     Unavailable,
     check_unique_names,
     content_hash,
+    file_content_hash,
 )
 from slyfs.platform.config import ConfigError, normalize_server, resolve_server
 from slyfs.platform.multipart import MultipartError, MultipartReader, boundary_of
@@ -932,8 +934,9 @@ class SuperviselyClient(Platform):
 
     def add_videos(self, dataset_id: int, files: list[tuple[str, Path]]) -> list[VideoInfo]:
         """As the SDK's `upload_paths`: bytes the server lacks through `videos.bulk.upload` (one file a
-        request; the server probes it), then `videos.bulk.add`. A file the server refuses raises
-        PlatformError naming it before any video is created."""
+        request, the body streamed from the file; the server probes it), then `videos.bulk.add`. A file
+        the server refuses raises PlatformError naming it before any video is created. Files are hashed
+        and sent in pieces: memory stays flat whatever their size."""
         check_unique_names([NewImage(name=n, hash="-") for n, _ in files])
         taken = sorted({v.name for v in self.iter_videos(dataset_id)} & {n for n, _ in files})
         if taken:
@@ -941,18 +944,16 @@ class SuperviselyClient(Platform):
         hashes: list[str] = []
         for name, path in files:
             try:
-                data = Path(path).read_bytes()
+                h = file_content_hash(path)
+                if not self.existing_hashes([h]):
+                    answer = self._upload_video_file(name, Path(path))
+                    entry = answer[0] if isinstance(answer, list) and answer and isinstance(answer[0], dict) else {}
+                    if entry.get("hash") != h:
+                        why = entry.get("errors") or "the server did not store it"
+                        raise PlatformError(f"video {name!r} ({path}): {_error_text(why)}")
             except OSError as e:
                 raise PlatformError(f"video {name!r}: cannot read {path}: {e.strerror or e}") from e
-            h = content_hash(data)
             hashes.append(h)
-            if self.existing_hashes([h]):
-                continue
-            answer = self._call("videos.bulk.upload", files=[("0-file", (name, data, "video/*"))])
-            entry = answer[0] if isinstance(answer, list) and answer and isinstance(answer[0], dict) else {}
-            if entry.get("hash") != h:
-                why = entry.get("errors") or "the server did not store it"
-                raise PlatformError(f"video {name!r} ({path}): {_error_text(why)}")
         videos = [{"title": n, "hash": h, "meta": {}} for (n, _), h in zip(files, hashes, strict=True)]
         out: list[VideoInfo] = []
         for batch in _batched(videos, BATCH):
@@ -963,6 +964,42 @@ class SuperviselyClient(Platform):
             by_name = {e.get("name"): e for e in answer if isinstance(e, dict)}
             out += [VideoInfo.from_api(by_name[v["title"]]) for v in batch if v["title"] in by_name]
         return out
+
+    def _upload_video_file(self, name: str, path: Path) -> Any:
+        """`videos.bulk.upload` of one file as part `0-file`, the multipart body streamed from the file
+        (requests-toolbelt's MultipartEncoder, as the SDK sends it) with its Content-Length. Storing bytes
+        under their hash is idempotent, so a failed try is sent again, from the start of the file. The
+        answer may take a while after the last byte (the server hashes and probes the file): the read
+        timeout grows with the size."""
+        retry = _Retry(self, "videos.bulk.upload")
+        size = path.stat().st_size
+        url = self.server + API_PATH + "videos.bulk.upload"
+        while True:
+            connect, read = retry.timeout()
+            with open(path, "rb") as f:
+                body = _StreamedBody(MultipartEncoder(fields=[("0-file", (name, f, "video/*"))]))
+                try:
+                    resp = self._session().post(url, data=body, headers={"Content-Type": body.content_type},
+                                                timeout=(connect, max(read, size / (20 << 20))))
+                except TRANSPORT_ERRORS as e:
+                    retry.failed(self._describe(e))
+                    continue
+                except requests.RequestException as e:
+                    raise PlatformError(f"videos.bulk.upload: {self._describe(e)}") from None
+            try:
+                if resp.status_code == 200:
+                    try:
+                        return orjson.loads(resp.content)
+                    except TRANSPORT_ERRORS as e:
+                        retry.failed(self._describe(e))
+                    except ValueError:
+                        retry.failed("HTTP 200 with a body that is not JSON")
+                elif resp.status_code in RETRY_STATUSES:
+                    retry.failed(f"HTTP {resp.status_code}", _retry_after(resp) if resp.status_code == 429 else 0.0)
+                else:
+                    raise self._error("videos.bulk.upload", resp)
+            finally:
+                resp.close()
 
     def get_video_annotation(self, video_id: int) -> dict[str, Any]:
         return self.get_video_annotations(self.get_video(video_id).dataset_id, [video_id])[video_id]
@@ -1035,6 +1072,25 @@ class SuperviselyClient(Platform):
 
     def remove_videos(self, video_ids: list[int]) -> None:
         self.remove_images(video_ids)  # the platform removes videos through the images endpoint
+
+
+class _StreamedBody:
+    """A MultipartEncoder as requests sends an iterable of known length: Content-Length from the encoder,
+    the body in 1 MiB pieces (urllib3 would read a file-like body 16 KiB at a time, each read a trip
+    through the encoder's Python buffers)."""
+
+    PIECE = 1 << 20
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self.content_type: str = encoder.content_type
+
+    def __len__(self) -> int:
+        return int(self.encoder.len)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while piece := self.encoder.read(self.PIECE):
+            yield piece
 
 
 def _error_text(errors: Any) -> str:

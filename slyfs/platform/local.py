@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import platformdirs
@@ -59,7 +59,15 @@ from slyfs.model.video import VideoAnnotation, VideoInfo, derived_key
 from slyfs.platform import links, videoprobe
 from slyfs.platform.backends.blobs import BlobStore, FileBlobs, hex_of
 from slyfs.platform.backends.sql import ConstraintError, Database, SqliteDatabase
-from slyfs.platform.base import NameConflict, NotFound, Platform, PlatformError, check_unique_names, content_hash
+from slyfs.platform.base import (
+    NameConflict,
+    NotFound,
+    Platform,
+    PlatformError,
+    check_unique_names,
+    content_hash,
+    file_content_hash,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS teams(
@@ -603,6 +611,11 @@ class LocalStore(Platform):
         hashes = [content_hash(data) for data in blobs]
         unique = dict(zip(hashes, blobs, strict=True))
         self.blobs.put_many(unique)
+        self._record_blobs({h: len(data) for h, data in unique.items()})
+        return hashes
+
+    def _record_blobs(self, sizes: dict[str, int]) -> None:
+        """The rows of blobs just written (hash -> size): after the bytes, never before."""
         if self.after_blobs_written is not None:
             self.after_blobs_written()
         now = time.time()
@@ -610,9 +623,8 @@ class LocalStore(Platform):
             db.executemany(
                 "INSERT INTO blobs(hash, size, created) VALUES (?,?,?)"
                 " ON CONFLICT(hash) DO UPDATE SET created=excluded.created",
-                [(h, len(data), now) for h, data in unique.items()],
+                [(h, size, now) for h, size in sizes.items()],
             )
-        return hashes
 
     # A test hook (`slyfs serve --faults stall_blobs=S`): called between writing blobs and recording them.
     after_blobs_written: Callable[[], None] | None = None
@@ -933,24 +945,41 @@ class LocalStore(Platform):
         """`fileMeta` of video bytes; VideoError (naming `name`) if they are not a decodable video."""
         return self.video_file_meta(videoprobe.probe_file(io.BytesIO(data), name, len(data)), name, len(data))
 
-    def upload_video_blobs(self, videos: list[tuple[str, bytes]]) -> list[str | videoprobe.VideoError]:
-        """`videos.bulk.upload`: probe each (name, bytes), store the good ones and what probing found;
-        per video its hash, or the VideoError that says why it was refused (nothing stored for it)."""
+    def upload_video_blobs(self, videos: Sequence[tuple[str, bytes | BinaryIO]]) -> list[str | videoprobe.VideoError]:
+        """`videos.bulk.upload`: probe each (name, bytes or a seekable file: a multipart part spooled to
+        disk), store the good ones and what probing found; per video its hash, or the VideoError that says
+        why it was refused (nothing stored for it). A file part is probed, hashed and stored from its file,
+        in pieces: a 1 GB video never sits in memory."""
         results: list[str | videoprobe.VideoError] = []
         good: list[tuple[str, bytes, dict[str, Any]]] = []
-        for name, data in videos:
+        for name, part in videos:
             try:
-                meta = self.probe_video_bytes(data, name)
+                if isinstance(part, bytes):
+                    meta = self.probe_video_bytes(part, name)
+                    good.append((content_hash(part), part, meta))
+                    results.append(good[-1][0])
+                    continue
+                size = os.fstat(part.fileno()).st_size
+                path = f"/proc/self/fd/{part.fileno()}"  # the spooled file: it has no name of its own (O_TMPFILE)
+                meta = self.video_file_meta(videoprobe.probe_file(part, name, size), name, size)
+                h = file_content_hash(path)
             except videoprobe.VideoError as e:
                 results.append(e)
                 continue
-            h = content_hash(data)
-            good.append((h, data, meta))
-            results.append(h)
+            results.append(self._store_video_file(path, meta, h))
         if good:
             self.upload_blobs([data for _, data, _ in good])
             self._record_probes({h: meta for h, _, meta in good})
         return results
+
+    def _store_video_file(self, path: str | Path, meta: dict[str, Any], h: str) -> str:
+        """Store the file (hash `h`) unless the store has its bytes, record it and its probed `fileMeta`;
+        returns its hash."""
+        if not self.existing_hashes([h]):
+            self.blobs.put_file(h, path)
+            self._record_blobs({h: int(meta["size"])})
+        self._record_probes({h: meta})
+        return h
 
     def _record_probes(self, metas: dict[str, dict[str, Any]]) -> None:
         now = time.time()
@@ -972,8 +1001,12 @@ class LocalStore(Platform):
         late: dict[str, dict[str, Any]] = {}
         for h in unique:
             if h not in found and self.existing_hashes([h]):
+                local = self.blobs.local_path(h)
                 try:
-                    late[h] = self.probe_video_bytes(self.blobs.read(h), h)
+                    if local is not None:  # a file: probed where it lies, not read into memory
+                        late[h] = self.video_file_meta(videoprobe.probe(Path(local)), h, os.path.getsize(local))
+                    else:
+                        late[h] = self.probe_video_bytes(self.blobs.read(h), h)
                 except videoprobe.VideoError:
                     continue
         if late:
@@ -983,27 +1016,26 @@ class LocalStore(Platform):
 
     def add_videos(self, dataset_id: int, files: list[tuple[str, Path]]) -> list[VideoInfo]:
         """Probe every file first (a bad one raises PlatformError naming it, before anything is stored),
-        then store the bytes and create the videos."""
-        items: list[tuple[str, str, dict[str, Any]]] = []
-        blobs: dict[str, bytes] = {}
-        metas: dict[str, dict[str, Any]] = {}
+        then hash and store each file in pieces (`BlobStore.put_file`: never whole in memory) and create
+        the videos."""
+        probed: list[tuple[str, Path, dict[str, Any], str]] = []
         for name, path in files:
             try:
                 probe = videoprobe.probe(Path(path))
+                size = os.path.getsize(path)
+                h = file_content_hash(path)
             except videoprobe.VideoError as e:
                 raise PlatformError(f"video {name!r} ({path}): {e}") from e
             except OSError as e:
                 raise PlatformError(f"video {name!r}: cannot read {path}: {e.strerror or e}") from e
-            data = Path(path).read_bytes()
-            h = content_hash(data)
-            blobs.setdefault(h, data)
-            metas[h] = self.video_file_meta(probe, name, len(data))
-            items.append((name, h, {}))
-        self._check_names_free(dataset_id, [n for n, _, _ in items])
-        missing = set(blobs) - self.existing_hashes(list(blobs))
-        if missing:
-            self.upload_blobs([blobs[h] for h in missing])
-        self._record_probes(metas)
+            probed.append((name, Path(path), self.video_file_meta(probe, name, size), h))
+        self._check_names_free(dataset_id, [n for n, _, _, _ in probed])
+        items: list[tuple[str, str, dict[str, Any]]] = []
+        for name, path, meta, h in probed:
+            try:
+                items.append((name, self._store_video_file(path, meta, h), {}))
+            except OSError as e:
+                raise PlatformError(f"video {name!r}: cannot read {path}: {e.strerror or e}") from e
         return self.add_video_items(dataset_id, items)
 
     def _check_names_free(self, dataset_id: int, names: list[str]) -> None:

@@ -12,6 +12,7 @@ a fast 503 naming it (and a log line), and requests succeed again as soon as it 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import json
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/public/api/v3/"
 MAX_UPLOAD_FILES = 500
+# Methods whose file parts reach the handler as the files Starlette spooled them to (over 1 MB: on disk),
+# not as bytes: a video of gigabytes is never read into memory. The form is closed after the handler.
+FILE_PARTS = frozenset({"videos.bulk.upload"})
 
 
 def json_response(content: Any) -> Response:
@@ -69,7 +73,7 @@ def _query_params(request: Request) -> dict[str, Any]:
     return params
 
 
-async def _read_call(request: Request) -> Call:
+async def _read_call(request: Request, cleanup: contextlib.AsyncExitStack) -> Call:
     params: Any = _query_params(request)
     files: list[bytes] = []
     fields: list[FormField] = []
@@ -77,17 +81,20 @@ async def _read_call(request: Request) -> Call:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/"):
             form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_UPLOAD_FILES)
-            try:
-                for key, value in form.multi_items():
-                    if isinstance(value, UploadFile):
-                        data = await value.read()
-                        files.append(data)
-                        fields.append(FormField(key, data, value.filename))
-                    else:
-                        params[key] = value
-                        fields.append(FormField(key, value))
-            finally:
-                await form.close()
+            cleanup.push_async_callback(form.close)
+            as_files = request.path_params.get("method") in FILE_PARTS
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    if as_files:
+                        value.file.seek(0)
+                        fields.append(FormField(key, value.file, value.filename))
+                        continue
+                    data = await value.read()
+                    files.append(data)
+                    fields.append(FormField(key, data, value.filename))
+                else:
+                    params[key] = value
+                    fields.append(FormField(key, value))
         else:
             raw = await request.body()
             if raw.strip():
@@ -125,8 +132,9 @@ def create_app(store: LocalStore, token: str | None) -> Starlette:
         if handler is None:
             return error_response(404, f"unknown API method {method!r}")
         try:
-            call = await _read_call(request)
-            result = await run_in_threadpool(handler, target, call)
+            async with contextlib.AsyncExitStack() as cleanup:
+                call = await _read_call(request, cleanup)
+                result = await run_in_threadpool(handler, target, call)
         except Exception as e:
             try:
                 err = from_exception(e)

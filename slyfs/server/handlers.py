@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response, StreamingResponse
@@ -51,10 +51,11 @@ GEOMETRY_KEYS = ("points", "parts", "bitmap", "nodes", "vertices", "faces", "ang
 
 @dataclass(frozen=True)
 class FormField:
-    """One part of a multipart body, in order: a text field, or a file (bytes and its filename)."""
+    """One part of a multipart body, in order: a text field, or a file (bytes and its filename; for the
+    methods of app.FILE_PARTS the spooled file itself, open until the handler returns)."""
 
     name: str
-    value: str | bytes
+    value: str | bytes | BinaryIO
     filename: str | None = None
 
 
@@ -717,7 +718,7 @@ def figures_bulk_upload_geometry(store: LocalStore, call: Call) -> Any:
             pending = None
             try:
                 figure_id = int(str(raw_id))
-                geometry = json.loads(part.value)
+                geometry = json.loads(part.value if isinstance(part.value, str | bytes) else part.value.read())
             except (TypeError, ValueError):
                 raise ApiError(400, "each `geometry` part needs a `figureId` before it and JSON content") from None
             if not isinstance(geometry, dict) or not isinstance(geometry.get("data"), str) or "origin" not in geometry:

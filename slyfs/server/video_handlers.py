@@ -18,7 +18,7 @@ the mount's frame reader).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 from slyfs.model.video import VideoInfo
 from slyfs.platform.base import NameConflict, NotFound
@@ -93,8 +93,12 @@ def videos_download(store: LocalStore, call: Call) -> Any:
 
 @api("videos.bulk.upload")
 def videos_bulk_upload(store: LocalStore, call: Call) -> Any:
-    """Multipart `<i>-file` parts; per part `{hash}`, or `{errors}` naming why it is not a video."""
-    parts = [(f.filename or f.name, f.value) for f in call.fields if isinstance(f.value, bytes)]
+    """Multipart `<i>-file` parts; per part `{hash}`, or `{errors}` naming why it is not a video.
+
+    A part arrives as bytes, or as the file Starlette spooled it to (the app passes this method's parts
+    as files): then it is probed, hashed and stored from that file, a gigabyte video never in memory."""
+    parts: list[tuple[str, bytes | BinaryIO]] = [
+        (f.filename or f.name, f.value) for f in call.fields if not isinstance(f.value, str)]
     if not parts:
         raise ApiError(400, "no file parts in the multipart body")
     results = store.upload_video_blobs(parts)

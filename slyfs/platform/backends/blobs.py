@@ -1,8 +1,9 @@
 """Where a store keeps image bytes: content-addressed files on local disk, or objects in S3-compatible storage.
 
 Both name a blob by the hex SHA-256 of its bytes (`<hex[:2]>/<hex>`), so a blob is written once
-whatever uploads it, and writing one twice is harmless. A blob is complete before `put_many`
-returns (files: tmp + fsync + rename; S3: a finished PUT), and the store commits its row only
+whatever uploads it, and writing one twice is harmless. A blob is complete before `put_many` (or
+`put_file`, which takes a file - a video - and never holds it whole in memory) returns (files: tmp +
+fsync + rename; S3: a finished PUT or multipart upload), and the store commits its row only
 after: a crash leaves at most a blob without a row, which `collect_garbage` removes.
 
 Reads take a byte range: S3 objects are read with Range requests and streamed in pieces, never
@@ -37,6 +38,11 @@ class BlobStore(ABC):
     @abstractmethod
     def put_many(self, blobs: dict[str, bytes]) -> None:
         """Store these blobs (base64 hash -> bytes) durably."""
+
+    @abstractmethod
+    def put_file(self, hash_b64: str, path: str | Path) -> None:
+        """Store the file at `path` (whose content hash the caller computed) durably, streamed: a video
+        of gigabytes passes through in pieces. The file is left as it was."""
 
     @abstractmethod
     def head(self, hash_b64: str, count: int) -> tuple[int, bytes] | None:
@@ -104,6 +110,26 @@ class FileBlobs(BlobStore):
             for fd, tmp, _ in written:
                 os.close(fd)
                 tmp.unlink(missing_ok=True)  # left only when something failed before its rename
+
+    def put_file(self, hash_b64: str, path: str | Path) -> None:
+        """Copied by the kernel (copy_file_range/sendfile: a reflink on file systems that share extents)
+        into `tmp/`, fsynced, renamed into place. Never hard-linked: the source stays the caller's to
+        change or delete, and a blob must keep its bytes."""
+        dest = Path(self.path(hash_b64))
+        if dest.exists():
+            return
+        tmp = self.root / "tmp" / f"{dest.name}.{os.getpid()}.{threading.get_ident()}"
+        try:
+            shutil.copyfile(path, tmp)
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)  # left only when something failed before the rename
 
     def head(self, hash_b64: str, count: int) -> tuple[int, bytes] | None:
         try:
@@ -189,6 +215,12 @@ class S3Blobs(BlobStore):
         with self._errors():
             for h, data in blobs.items():
                 self.s3.put_object(Bucket=self.bucket, Key=self.key(hex_of(h)), Body=data)
+
+    def put_file(self, hash_b64: str, path: str | Path) -> None:
+        """boto3's managed transfer: a multipart upload above 8 MiB, parts read from the file as they go
+        (bounded memory), the object visible only once complete."""
+        with self._errors():
+            self.s3.upload_file(str(path), self.bucket, self.key(hex_of(hash_b64)))
 
     def _get(self, hash_b64: str, first: int, last: int | None) -> Any:
         rng = f"bytes={first}-" + ("" if last is None else str(last))
@@ -333,12 +365,17 @@ class CachedBlobs(BlobStore):
         name = hex_of(hash_b64)
         tmp = self.root / f".{name}.{threading.get_ident()}"
         tmp.write_bytes(data)
+        self._keep_file(name, tmp)
+
+    def _keep_file(self, name: str, tmp: Path) -> None:
+        """Rename a complete copy (`tmp`) into the cache as blob `name`, evicting the least recently used."""
+        size = tmp.stat().st_size
         os.replace(tmp, self._path(name))
         evicted: list[str] = []
         with self._lock:
             if name not in self._entries:
-                self._entries[name] = len(data)
-                self._size += len(data)
+                self._entries[name] = size
+                self._size += size
             while self._size > self.capacity and self._entries:
                 old, size = self._entries.popitem(last=False)
                 self._size -= size
@@ -364,6 +401,15 @@ class CachedBlobs(BlobStore):
         self.inner.put_many(blobs)
         for h, data in blobs.items():  # just uploaded: the first reads are likely soon
             self._keep(h, data)
+
+    def put_file(self, hash_b64: str, path: str | Path) -> None:
+        """Passed through; a file small enough to cache is kept, as `put_many` keeps its blobs."""
+        self.inner.put_file(hash_b64, path)
+        if os.path.getsize(path) <= self.max_item:
+            name = hex_of(hash_b64)
+            tmp = self.root / f".{name}.{threading.get_ident()}"
+            shutil.copyfile(path, tmp)
+            self._keep_file(name, tmp)
 
     def head(self, hash_b64: str, count: int) -> tuple[int, bytes] | None:
         path = self._cached(hash_b64)
