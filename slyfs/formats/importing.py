@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from slyfs.formats.imported import Problem
+from slyfs.vfs.names import unescape_name, unique
 
 # Detection confidences (the same scale for every importer; highest wins, a tie is an error).
 NONE = 0
@@ -99,6 +100,26 @@ def rel(path: Path, folder: Path) -> str:
         return path.relative_to(folder).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+LOOSE_FILES_DATASET = "ds0"
+
+
+def place_loose_files(folder: Path, found: dict[tuple[str, ...], list[Path]], top_dirs: set[str]) -> None:
+    """Files lying right in the import folder (`found[()]`) form a dataset named after the project
+    (the folder's name stands for it), or `ds0` (`ds0~2` ...) when a subfolder already has that name."""
+    if () in found:
+        own = unescape_name(folder.name)
+        top = own if own and own not in top_dirs else unique(LOOSE_FILES_DATASET, set(top_dirs))
+        found[(top,)] = found.pop(())
+
+
+def skipped_warning(skipped: list[str], kind: str) -> list[Problem]:
+    """The warning for the files an import left out because they are not `kind` (the first five named)."""
+    if not skipped:
+        return []
+    return [Problem("", f"ignored {len(skipped)} file(s) that are not {kind}: "
+                        f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")]
 
 
 def nfc(name: str) -> str:

@@ -34,7 +34,7 @@ from PIL import Image, ImageOps
 
 from slyfs.formats.frames import dataset_frames, frame_jpeg, frame_of, frame_read, frame_read_nowait, with_track_tag
 from slyfs.formats.registry import VIDEOS
-from slyfs.formats.supervisely import children_of, image_file_name
+from slyfs.formats.supervisely import AnnotationFile, children_of, image_file_name
 from slyfs.model.annotation import Annotation, Tag
 from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, parse_time
 from slyfs.model.errors import FormatError
@@ -383,32 +383,18 @@ class FrameFile(FileNode):
         return frame_read(self.ctx, ImageList.unpack(self.row), offset, size)
 
 
-class FrameAnnotationFile(FileNode):
+class FrameAnnotationFile(AnnotationFile):
     """`ann/<frame>.json` of a video dataset's frames (masks/'s Supervisely part): the frame's
-    annotation text as its snapshot stores it, read in slices, nothing parsed."""
+    annotation text as the frames' snapshot stores it, read in slices, nothing parsed."""
 
-    __slots__ = ("ann", "ctx", "dataset_id", "image_id")
-
-    def __init__(self, name: str, ctx: ViewContext, dataset_id: int, image_id: int, ann: AnnVersion) -> None:
-        super().__init__(name, parse_time(ann[0]))
-        self.ctx, self.dataset_id, self.image_id, self.ann = ctx, dataset_id, image_id, ann
-
-    @property
-    def size(self) -> int:
-        return self.ann[1]
-
-    def cheap_size(self) -> int | None:
-        return self.ann[1]
+    __slots__ = ()
 
     @property
     def version(self) -> Hashable:
         return ("frame-ann", self.image_id, self.ann)
 
-    def read(self, offset: int, size: int) -> bytes:
-        if offset >= self.ann[1]:
-            return b""
-        size = min(size, self.ann[1] - offset)
-        return dataset_frames(self.ctx, self.dataset_id).annotations.raw(self.image_id, self.ann, offset, size)
+    def snapshot(self) -> AnnotationSnapshot:
+        return dataset_frames(self.ctx, self.dataset_id).annotations
 
 
 class FrameImagesDir(IndexedDir):

@@ -12,7 +12,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from slyfs.model.entities import Dataset, ImageInfo, parse_time
-from slyfs.platform.cached import AnnVersion
+from slyfs.platform.cached import AnnotationSnapshot, AnnVersion
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import ImageFile
 from slyfs.vfs.names import escape_name
@@ -83,11 +83,15 @@ class AnnotationFile(FileNode):
     def version(self) -> Hashable:
         return ("sly-ann", self.image_id, self.ann)
 
+    def snapshot(self) -> AnnotationSnapshot:
+        """Where the text is: the dataset's annotations."""
+        return self.ctx.platform.annotations(self.dataset_id)
+
     def read(self, offset: int, size: int) -> bytes:
         if offset >= self.ann[1]:
             return b""
         size = min(size, self.ann[1] - offset)
-        return self.ctx.platform.annotations(self.dataset_id).raw(self.image_id, self.ann, offset, size)
+        return self.snapshot().raw(self.image_id, self.ann, offset, size)
 
 
 class SlyAnns(IndexedDir):

@@ -458,9 +458,14 @@ def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
 
 @api("images.download")
 def images_download(store: LocalStore, call: Call) -> Any:
-    image = store.get_image(req_int(obj(call), "id"))
+    return download_response(store, call, store.get_image(req_int(obj(call), "id")), "application/octet-stream")
+
+
+def download_response(store: LocalStore, call: Call, image: ImageInfo, default_media: str) -> Response:
+    """An item's bytes (an image's or a video's: `image` is its row), whole or the `Range: bytes=a-b`
+    asked for (206), with the checksum header the SDK's async download checks."""
     headers = {"Accept-Ranges": "bytes"}
-    media = image.mime or "application/octet-stream"
+    media = image.mime or default_media
     try:
         span = parse_range(call.headers.get("range"), image.size)
     except ApiError as e:

@@ -23,16 +23,15 @@ from typing import Any, BinaryIO
 from slyfs.model.video import VideoInfo
 from slyfs.platform.base import NameConflict, NotFound
 from slyfs.platform.local import LocalStore
-from slyfs.server.errors import ApiError, error_response
+from slyfs.server.errors import ApiError
 from slyfs.server.handlers import (
     Call,
-    _bytes_response,
     _is_hash,
     api,
+    download_response,
     int_list,
     int_param,
     obj,
-    parse_range,
     req_int,
 )
 from slyfs.server.listing import id_prefilter, page_of
@@ -73,22 +72,7 @@ def videos_info(store: LocalStore, call: Call) -> Any:
 def videos_download(store: LocalStore, call: Call) -> Any:
     """The file, streamed; `Range: bytes=a-b` answers 206 with that part (the SDK's async download)."""
     video = store.get_video(req_int(obj(call), "id"))
-    image = store.get_image(video.id)  # the bytes' row: hash, size, mime
-    headers = {"Accept-Ranges": "bytes"}
-    media = image.mime or "video/mp4"
-    try:
-        span = parse_range(call.headers.get("range"), image.size)
-    except ApiError as e:
-        answer = error_response(e.status, e.message)
-        answer.headers["Content-Range"] = f"bytes */{image.size}"
-        return answer
-    if span is None:
-        if image.hash:
-            headers["x-content-checksum-sha256"] = image.hash
-        return _bytes_response(store, image, 0, None, 200, media, headers)
-    first, last = span
-    headers["Content-Range"] = f"bytes {first}-{last}/{image.size}"
-    return _bytes_response(store, image, first, last - first + 1, 206, media, headers)
+    return download_response(store, call, store.get_image(video.id), "video/mp4")  # the row of its bytes
 
 
 @api("videos.bulk.upload")

@@ -17,12 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from slyfs.formats.imported import Detection, ImportedDataset, ImportedImage, ImportedProject, ImportFailed, Problem
-from slyfs.formats.importing import EXTREME_LOW, NONE, BadImage, is_image_name, probe_image, rel, walk
-from slyfs.vfs.names import unescape_name, unique
+from slyfs.formats.importing import (
+    EXTREME_LOW,
+    NONE,
+    BadImage,
+    is_image_name,
+    place_loose_files,
+    probe_image,
+    rel,
+    skipped_warning,
+    walk,
+)
+from slyfs.vfs.names import unescape_name
 
 FORMAT = "images"
 LOOKS_FOR = "image files (.jpg .png ...)"
-TOP_LEVEL_FALLBACK = "ds0"
 
 
 def detect(folder: Path) -> Detection:
@@ -91,14 +100,8 @@ def convert(folder: Path) -> ImportedProject:
         raise ImportFailed([Problem("", f"found {len(labels)} label file(s) in a format this version does not "
                                     f"read ({shown}){hint}; importing the images alone would drop those labels"
                                     " - remove them to import just the images")])
-    if () in found:
-        own = unescape_name(folder.name)  # the project's name, which the folder's name stands for
-        top = own if own and own not in top_dirs else unique(TOP_LEVEL_FALLBACK, set(top_dirs))
-        found[(top,)] = found.pop(())
-    warnings = []
-    if skipped:
-        warnings.append(Problem("", f"ignored {len(skipped)} file(s) that are not images: "
-                                f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}"))
+    place_loose_files(folder, found, top_dirs)
+    warnings = skipped_warning(skipped, "images")
     datasets = []
     for path in sorted(found):
         files = found[path]

@@ -26,13 +26,12 @@ from slyfs.formats.imported import (
     Problem,
     is_video_name,
 )
-from slyfs.formats.importing import LOW, NONE, rel, walk
+from slyfs.formats.importing import LOW, NONE, place_loose_files, rel, skipped_warning, walk
 from slyfs.formats.registry import VIDEOS
-from slyfs.vfs.names import unescape_name, unique
+from slyfs.vfs.names import unescape_name
 
 FORMAT = "videos"
 LOOKS_FOR = "video files (.mp4 .mov .avi .mkv .webm)"
-TOP_LEVEL_FALLBACK = "ds0"
 
 
 def detect(folder: Path) -> Detection:
@@ -58,14 +57,8 @@ def convert(folder: Path) -> ImportedProject:
             found[parts] = videos
     if not found:
         raise ImportFailed([Problem("", "no video files found (looked for " + LOOKS_FOR + ")")])
-    if () in found:
-        own = unescape_name(folder.name)  # the project's name, which the folder's name stands for
-        top = own if own and own not in top_dirs else unique(TOP_LEVEL_FALLBACK, set(top_dirs))
-        found[(top,)] = found.pop(())
-    warnings = []
-    if skipped:
-        warnings.append(Problem("", f"ignored {len(skipped)} file(s) that are not videos: "
-                                f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}"))
+    place_loose_files(folder, found, top_dirs)
+    warnings = skipped_warning(skipped, "videos")
     datasets = []
     for path in sorted(found):
         videos = found[path]
