@@ -27,19 +27,8 @@ from slyfs.platform.local import LocalStore
 from tests.helpers.mount import mounted, slyfs
 from tests.helpers.sdk import run_sdk
 from tests.helpers.serve import serve_store
-from tests.helpers.videos import cached_video
+from tests.helpers.videos import META, cached_video
 
-META: dict[str, Any] = {
-    "classes": [
-        {"title": "car", "shape": "rectangle", "color": "#FF0000", "geometry_config": {}, "hotkey": ""},
-        {"title": "person", "shape": "polygon", "color": "#00FF00", "geometry_config": {}, "hotkey": ""},
-    ],
-    "tags": [
-        {"name": "weather", "value_type": "oneof_string", "values": ["sun", "rain"], "color": "#0F688A"},
-        {"name": "occluded", "value_type": "none", "color": "#0F438A"},
-    ],
-    "projectType": "videos",
-}
 KEYS = {name: f"{n:032x}" for n, name in enumerate(["video", "car", "person", "t1", "t2", "f1", "f2", "f3"], 1)}
 
 

@@ -23,21 +23,10 @@ from slyfs.platform.local import LocalStore
 from slyfs.vfs.frames import frame_jpeg_size
 from tests.conftest import mount_backend
 from tests.helpers.mount import mounted
-from tests.helpers.videos import cached_video, frame_index_in
+from tests.helpers.videos import META, cached_video, frame_index_in
 
 FRAMES = 40
 SIZE = (320, 240)
-META: dict[str, Any] = {
-    "classes": [
-        {"title": "car", "shape": "rectangle", "color": "#FF0000", "geometry_config": {}, "hotkey": ""},
-        {"title": "person", "shape": "polygon", "color": "#00FF00", "geometry_config": {}, "hotkey": ""},
-    ],
-    "tags": [
-        {"name": "weather", "value_type": "oneof_string", "values": ["sun", "rain"], "color": "#0F688A"},
-        {"name": "occluded", "value_type": "none", "color": "#0F438A"},
-    ],
-    "projectType": "videos",
-}
 CLIPS = {  # name -> make_video options: the three kinds of frame timing that must come out exact
     "plain.mp4": {},
     "bframes.mp4": {"bframes": True},

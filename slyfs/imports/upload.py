@@ -37,7 +37,7 @@ from typing import Any, Literal
 from slyfs.formats.imported import ImportedImage, ImportedProject, ImportFailed, Problem, Superseded
 from slyfs.formats.importing import ProblemList
 from slyfs.formats.supervisely import sdk_annotation
-from slyfs.imports.validate import ds_label, validate_project
+from slyfs.imports.validate import Validation, ds_label, validate_project
 from slyfs.model import FormatError, ProjectMeta
 from slyfs.model.entities import ImageInfo, NewImage
 from slyfs.platform.base import NameConflict, Platform, PlatformError, content_hash
@@ -216,6 +216,20 @@ class _Plan:
                                     f"dataset {ds_label(path)!r} (import with on_conflict=rename or replace)")])
 
 
+def _validated(project: ImportedProject, project_name: str, validating: Progress | None,
+               accept: Callable[[DsPath, ImportedImage], None], settled: Callable[[], bool] | None) -> Validation:
+    """Every item validated (what passes goes to `accept`), the check's warnings added to the project's;
+    Superseded if the folder changed meanwhile (the import starts over)."""
+    started = time.monotonic()
+    check = validate_project(project, progress=validating, on_item=accept)
+    log.info("validated %d items of %s in %.1f s", check.total, project_name, time.monotonic() - started)
+    if settled is not None and not settled():
+        raise Superseded(project_name)
+    seen = set(project.warnings)
+    project.warnings.extend(w for w in check.warnings if w not in seen)
+    return check
+
+
 def _merge_meta(current: dict[str, Any] | None, imported: ProjectMeta, project_type: str = "images"
                 ) -> dict[str, Any]:
     """The target's meta with the imported classes and tags added (FormatError if they clash)."""
@@ -334,13 +348,7 @@ def upload_project(
             plan.note(path, item)
             spool.add(path, item)
 
-        started = time.monotonic()
-        check = validate_project(project, progress=validating, on_item=accept)
-        log.info("validated %d images of %s in %.1f s", check.total, project_name, time.monotonic() - started)
-        if settled is not None and not settled():
-            raise Superseded(project_name)
-        seen = set(project.warnings)
-        project.warnings.extend(w for w in check.warnings if w not in seen)
+        check = _validated(project, project_name, validating, accept, settled)
         problems = ProblemList()
         problems.extend(check.problems)
         if on_conflict == "error":
@@ -530,12 +538,7 @@ def _upload_videos(
             spool.add(path, item)
 
         started = time.monotonic()
-        check = validate_project(project, progress=validating, on_item=accept)
-        log.info("validated %d videos of %s in %.1f s", check.total, project_name, time.monotonic() - started)
-        if settled is not None and not settled():
-            raise Superseded(project_name)
-        seen = set(project.warnings)
-        project.warnings.extend(w for w in check.warnings if w not in seen)
+        check = _validated(project, project_name, validating, accept, settled)
         problems.extend(check.problems)
         problems.extend(conflicts)
         current = platform.get_project_meta(target) if target is not None else None

@@ -13,6 +13,7 @@ import hashlib
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -29,6 +30,19 @@ _CONTAINERS = {
 }
 _ENCODERS = {"h264": "libx264", "vp9": "libvpx-vp9", "vp8": "libvpx", "mpeg4": "mpeg4"}
 VFR_STEPS = (1, 3, 2, 1, 4)  # frame durations of a variable-rate video, in units of 1/fps/2
+
+# The meta of the tests' video projects: a box class, a polygon class, a video tag and an object tag.
+META: dict[str, Any] = {
+    "classes": [
+        {"title": "car", "shape": "rectangle", "color": "#FF0000", "geometry_config": {}, "hotkey": ""},
+        {"title": "person", "shape": "polygon", "color": "#00FF00", "geometry_config": {}, "hotkey": ""},
+    ],
+    "tags": [
+        {"name": "weather", "value_type": "oneof_string", "values": ["sun", "rain"], "color": "#0F688A"},
+        {"name": "occluded", "value_type": "none", "color": "#0F438A"},
+    ],
+    "projectType": "videos",
+}
 
 
 def _layout(width: int, height: int) -> tuple[int, int]:
