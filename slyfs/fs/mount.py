@@ -7,6 +7,7 @@ mount is served, not at the top: `slyfs unmount` imports this module and must st
 from __future__ import annotations
 
 import atexit
+import ctypes
 import errno
 import logging
 import os
@@ -75,6 +76,22 @@ def fuse_options(extra: list[str]) -> set[str]:
 STOP_GRACE_SECONDS = 0.5  # once told to stop, how long the process may take before it exits anyway
 
 
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters
+
+
+def tune_malloc() -> None:
+    """One malloc arena for all threads and a fixed mmap threshold, before the worker threads start:
+    glibc's default (an arena per thread, a threshold that grows after each large free) kept freed
+    listing memory in the mount: `ls -lR voc/` of 100,000 images peaked at 358 MB, with this at 337 MB,
+    at the same speed. Not glibc (or no ctypes): nothing to do."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_ARENA_MAX, 1)
+        libc.mallopt(M_MMAP_THRESHOLD, 128 << 10)
+    except (OSError, AttributeError):
+        pass
+
+
 def serve_forever(
     mountpoint: Path,
     root: DirNode,
@@ -97,6 +114,8 @@ def serve_forever(
 
     from slyfs.fs.operations import SlyOperations
     from slyfs.platform.budget import DEFAULT_MEMORY
+
+    tune_malloc()
 
     ops = SlyOperations(root, ttl=ttl, memory=memory or DEFAULT_MEMORY)
     if zone is not None:

@@ -8,6 +8,7 @@ without rows, which `--gc` removes, and an empty target can be copied into again
 from __future__ import annotations
 
 import logging
+import tempfile
 from typing import Any
 
 from slyfs.platform.base import PlatformError
@@ -20,6 +21,24 @@ TABLES = (("teams", "id"), ("workspaces", "id"), ("projects", "id"), ("datasets"
           ("images", "id"), ("video_probes", "hash"), ("videos", "image_id"), ("video_entities", "id"),
           ("annotations", "image_id"), ("figures", "id"), ("meta_ids", "id"))
 BATCH = 500
+COPY_PIECE = 8 << 20
+
+
+def _copy_blob(src: LocalStore, dst: LocalStore, hash_b64: str) -> None:
+    """One blob, never whole in memory (a video may be gigabytes): from its file when the source has one,
+    else streamed through a temporary file."""
+    path = src.blobs.local_path(hash_b64)
+    if path is not None:
+        dst.blobs.put_file(hash_b64, path)
+        return
+    with tempfile.NamedTemporaryFile(prefix="slyfs-copy-") as tmp:
+        head = src.blobs.head(hash_b64, 0)
+        if head is None:
+            raise PlatformError(f"{src.location}: blob {hash_b64} is listed but not stored")
+        for piece in src.blobs.stream(hash_b64, 0, head[0], COPY_PIECE):
+            tmp.write(piece)
+        tmp.flush()
+        dst.blobs.put_file(hash_b64, tmp.name)
 
 
 def copy_store(src: LocalStore, dst: LocalStore) -> dict[str, int]:
@@ -32,7 +51,8 @@ def copy_store(src: LocalStore, dst: LocalStore) -> dict[str, int]:
             "SELECT hash FROM blobs WHERE hash>? ORDER BY hash LIMIT ?", (after, BATCH)).fetchall()]
         if not hashes:
             break
-        dst.blobs.put_many({h: src.blobs.read(h) for h in hashes})
+        for h in hashes:
+            _copy_blob(src, dst, h)
         after = hashes[-1]
     counts: dict[str, int] = {}
     with dst._write() as db:
