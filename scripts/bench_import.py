@@ -9,7 +9,7 @@
     .venv/bin/python scripts/bench_import.py train2017 --images 11800 --annotations 86000   # a tenth
     .venv/bin/python scripts/bench_import.py formats          # VOC, YOLO x3, masks, links, DICOM, archive
 
-Each measurement runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. The train2017-scale
+Each measurement runs in a fresh subprocess so its peak RSS (VmHWM) is its own. The train2017-scale
 run converts with `check_images=False` (the images are not generated: 118k files would measure the disk,
 not the converter); everything else - streaming the JSON, indexing, converting every annotation to
 Supervisely objects and validating each against the meta through slyfs.model - is done in full.
@@ -25,7 +25,6 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -340,7 +339,9 @@ def bench_formats(work: Path, n_images: int) -> list[dict[str, Any]]:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's own peak RSS (VmHWM); ru_maxrss would keep the peak of the parent it was forked from."""
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024  # KiB
 
 
 def measure_conversion(folder: Path, check_images: bool = True) -> dict[str, Any]:
