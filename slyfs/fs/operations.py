@@ -244,10 +244,12 @@ class SlyOperations(pyfuse3.Operations):
         that is cached (on the loop: `cp -r` of a big folder opens thousands of such files), else
         from the root in a worker thread."""
         entry = self._entry(inode)
-        if entry.path and time.monotonic() - entry.fetched > self.ttl:
+        now = time.monotonic()
+        if entry.path and now - entry.fetched > self.ttl:
             parent = self.entries.get(self._known_inode(entry.path[:-1]) or -1)
             known, node = False, None
-            if parent is not None and isinstance(parent.node, DirNode):
+            # Only a fresh parent's listing: one renamed (or stale) still lists its old place on disk.
+            if parent is not None and isinstance(parent.node, DirNode) and now - parent.fetched <= self.ttl:
                 known, node = parent.node.peek_child(entry.path[-1])
             entry.node = node if known and node is not None else await self.run(self._resolve, entry.path)
             entry.fetched = time.monotonic()
@@ -598,19 +600,20 @@ class SlyOperations(pyfuse3.Operations):
             os.rename(src, dst)
 
         await self.run(move)
-        self._moved(old_parent.path + (old_name,), new_parent.path + (new_name,))
+        self._moved(old_parent.path + (old_name,), new_parent.path + (new_name,), dst.is_dir())
         odir.zone.changed(src, removed=True)
         ndir.zone.changed(dst)
 
-    def _moved(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
-        """Entries below a renamed path keep their inodes under the new path."""
-        top = self._known_inode(old)
-        if top is None:
-            return  # the kernel holds nothing there (nor below: it holds a file's folders)
+    def _moved(self, old: tuple[str, ...], new: tuple[str, ...], folder: bool) -> None:
+        """Entries at and below a renamed path keep their inodes under the new path. A folder's whole
+        subtree is scanned (folders are renamed rarely; rsync renames files), even when the kernel no
+        longer holds the folder itself: what it holds below must follow."""
         n = len(old)
-        # A folder's whole subtree (a scan, but folders are renamed rarely; rsync renames files)
-        below = [(i, e) for i, e in self.entries.items() if e.path[:n] == old] \
-            if isinstance(self.entries[top].node, DirNode) else [(top, self.entries[top])]
+        if folder:
+            below = [(i, e) for i, e in self.entries.items() if e.path[:n] == old]
+        else:
+            top = self._known_inode(old)
+            below = [] if top is None else [(top, self.entries[top])]
         for ino, entry in below:
             if self.moved_inodes.get(entry.path) == ino:
                 del self.moved_inodes[entry.path]

@@ -650,13 +650,7 @@ class LocalStore(Platform):
         ts = now_iso()
         try:
             with self._write() as db:
-                ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
-                if ds is None:
-                    raise NotFound(f"dataset {dataset_id} not found")
-                taken = self._taken_names(db, dataset_id, names)
-                if taken:
-                    raise NameConflict(
-                        f"image names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
+                ds = self._free_names_in(db, dataset_id, names, "image names")
                 ids = []
                 for im, size, mime, width, height in rows:
                     cur = db.execute(
@@ -673,6 +667,17 @@ class LocalStore(Platform):
             raise NameConflict(f"image names already in dataset {dataset_id}: {', '.join(sorted(taken))}",
                                taken) from e
         return [self.get_image(i) for i in ids]
+
+    def _free_names_in(self, db: Any, dataset_id: int, names: list[str], what: str) -> Any:
+        """The dataset's row, inside the write that adds `names` to it: NotFound without the dataset,
+        NameConflict when one of the names is taken there."""
+        ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
+        if ds is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        taken = self._taken_names(db, dataset_id, names)
+        if taken:
+            raise NameConflict(f"{what} already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
+        return ds
 
     @staticmethod
     def _taken_names(db: Any, dataset_id: int, names: list[str]) -> list[str]:
@@ -1059,12 +1064,7 @@ class LocalStore(Platform):
         ts = now_iso()
         try:
             with self._write() as db:
-                ds = db.execute("SELECT project_id FROM datasets WHERE id=?", (dataset_id,)).fetchone()
-                if ds is None:
-                    raise NotFound(f"dataset {dataset_id} not found")
-                taken = self._taken_names(db, dataset_id, names)
-                if taken:
-                    raise NameConflict(f"names already in dataset {dataset_id}: {', '.join(sorted(taken))}", taken)
+                ds = self._free_names_in(db, dataset_id, names, "names")
                 ids = []
                 for name, h, item_meta in items:
                     fm = metas[h]
