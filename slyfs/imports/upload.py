@@ -230,6 +230,19 @@ def _validated(project: ImportedProject, project_name: str, validating: Progress
     return check
 
 
+def _merged_or_problem(current: dict[str, Any] | None, imported: ProjectMeta | None, project_name: str,
+                       problems: ProblemList, project_type: str) -> dict[str, Any] | None:
+    """`_merge_meta`, or None with the clash added to `problems` (None too when nothing was imported)."""
+    if imported is None:
+        return None
+    try:
+        return _merge_meta(current, imported, project_type)
+    except FormatError as e:
+        where = f"project {project_name!r} already exists and its meta clashes with the import's"
+        problems.add(Problem("", f"{where}: {e.problem}"))
+        return None
+
+
 def _merge_meta(current: dict[str, Any] | None, imported: ProjectMeta, project_type: str = "images"
                 ) -> dict[str, Any]:
     """The target's meta with the imported classes and tags added (FormatError if they clash)."""
@@ -354,13 +367,7 @@ def upload_project(
         if on_conflict == "error":
             problems.extend(plan.conflicts())
         current = platform.get_project_meta(target) if target is not None else None
-        merged: dict[str, Any] | None = None
-        if check.meta is not None:
-            try:
-                merged = _merge_meta(current, check.meta)
-            except FormatError as e:
-                where = f"project {project_name!r} already exists and its meta clashes with the import's"
-                problems.add(Problem("", f"{where}: {e.problem}"))
+        merged = _merged_or_problem(current, check.meta, project_name, problems, "images")
         if problems:
             raise ImportFailed(problems.result())
         assert merged is not None
@@ -542,13 +549,7 @@ def _upload_videos(
         problems.extend(check.problems)
         problems.extend(conflicts)
         current = platform.get_project_meta(target) if target is not None else None
-        merged: dict[str, Any] | None = None
-        if check.meta is not None:
-            try:
-                merged = _merge_meta(current, check.meta, "videos")
-            except FormatError as e:
-                where = f"project {project_name!r} already exists and its meta clashes with the import's"
-                problems.add(Problem("", f"{where}: {e.problem}"))
+        merged = _merged_or_problem(current, check.meta, project_name, problems, "videos")
         if problems:
             raise ImportFailed(problems.result())
         assert merged is not None
