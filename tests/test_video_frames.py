@@ -83,6 +83,29 @@ def test_jpeg_frames_from_platform_bytes_have_the_size_told(videos: dict[str, Pa
     assert reads  # the bytes came through the reader
 
 
+@pytest.mark.parametrize("kind", ["h264", "bframes", "vfr", "mkv", "webm-vp9"])
+def test_frames_passed_on_the_way_are_handed_over_with_their_index(videos: dict[str, Path], kind: str) -> None:
+    """Reading frame 30 of a fresh decoder seeks to the keyframe before it (every 12th frame here)
+    and decodes on: the frames passed that were asked for (`also`) reach `take`, each showing its
+    own index, as RGBX; the keyframes decoded are known after."""
+    frames = Frames(memory=32 << 20)
+    got: dict[int, int] = {}
+
+    def take(i: int, pixels: np.ndarray) -> None:
+        assert pixels.shape == (240, 320, 4)
+        got[i] = frame_index_in(np.ascontiguousarray(pixels[..., :3]))
+
+    first = frames.rgbx(kind, videos[kind], 30, also=range(0, 30, 2), take=take)
+    assert frame_index_in(np.ascontiguousarray(first[..., :3])) == 30
+    assert got and all(shown == i for i, shown in got.items()), got
+    assert set(got) == set(range(min(got), 30, 2))  # every asked-for frame from where decoding began
+    assert min(got) == 24  # from the keyframe the seek landed on (24), not from the start
+    assert frames.next_keyframe(kind, 30) is None  # none decoded after 30 yet
+    assert frame_index_in(np.ascontiguousarray(frames.rgbx(kind, videos[kind], 37)[..., :3])) == 37
+    assert frames.next_keyframe(kind, 30) == 36
+    frames.close()
+
+
 def test_h264_with_bframes_in_avi_is_numbered_as_shown(tmp_path: Path) -> None:
     """AVI has no presentation times: H.264 with B-frames in it decodes to frames whose timestamps
     are out of order. Frame N is then the N-th frame shown, found by decoding from the start."""

@@ -26,7 +26,7 @@ a track survives the export (COCO: `attributes.object_key`). The meta the views 
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -228,6 +228,13 @@ BLOCK_FRAMES = 32
 """Shown frames of a video decoded together on a miss (see `frame_file`)."""
 BLOCK_SPAN = 256
 """... if within this many frames of the one asked for (sparse annotated frames are decoded alone)."""
+GROUP_SPAN = 512
+"""After the block, the shown frames up to the next keyframe are made too, up to this many frames
+after the one asked for (a longer group of pictures is left to later reads)."""
+HARVEST_SPAN = 512
+"""How far before the block a seek may land (the keyframe interval: 250 frames at x264's default):
+shown frames in between that the decoder passes are spilled too, so that a video asked for in random
+order is decoded about once, not once per block."""
 
 
 def _spill_key(video_key: Hashable, index: int, width: int, height: int) -> Hashable:
@@ -242,7 +249,8 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
     costs a seek to the keyframe before it and decoding up to a whole group of pictures (250 frames
     at x264's default); a miss therefore decodes the video's shown frames around it (its block of
     BLOCK_FRAMES, by position in the shown list, within BLOCK_SPAN frames) in ascending order, one
-    seek for the block, and spills each JPEG (exactly `image.size` bytes) to the spill store on
+    seek for the block, as well as the shown frames it passes between the keyframe and the block,
+    and spills each JPEG (exactly `image.size` bytes) to the spill store on
     local disk, where the block's other frames are found when they are asked for. Memory holds one
     frame at a time; the disk the spill store's bound (least recently used dropped)."""
     key, source, index, video = _source(ctx, image)
@@ -259,24 +267,38 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
         render_log.debug("render %s", image.name)  # a decoding (tests count these)
         shown = dataset_frames(ctx, image.dataset_id).indices.get(video.id, ())
         pos = bisect_left(shown, index)
-        block = [i for i in shown[pos - pos % BLOCK_FRAMES : pos - pos % BLOCK_FRAMES + BLOCK_FRAMES]
-                 if abs(i - index) <= BLOCK_SPAN and i != index]
+        start = pos - pos % BLOCK_FRAMES
+        todo = sorted({index, *(i for i in shown[start : start + BLOCK_FRAMES] if abs(i - index) <= BLOCK_SPAN)})
+        # shown frames a seek to the keyframe before the block decodes on its way: spilled as they pass
+        on_way = {i for i in shown[bisect_left(shown, todo[0] - HARVEST_SPAN) : start]
+                  if spill.lookup(_spill_key(key, i, width, height)) is None}
         timecodes = video.frames_to_timecodes or None
         size = frame_jpeg_size(width, height)
         made: tuple[Path, int] | None = None
         pending: deque[tuple[int, Future[tuple[Path, int]]]] = deque()
-        for i in sorted({*block, index}):
-            k = _spill_key(key, i, width, height)
-            if i != index and spill.lookup(k) is not None:
-                continue
-            pixels = ctx.frames.rgb(key, source, i, timecodes)
+
+        def encode(i: int, pixels: np.ndarray) -> None:
+            nonlocal made
+            on_way.discard(i)
             if pixels.shape[:2] != (height, width):
                 raise VideoError(f"{video.name}: frame {i} is {pixels.shape[1]}x{pixels.shape[0]}, "
                                  f"not the {width}x{height} told")
             # the next frame decodes while this one is encoded (both let go of the GIL): two cores
-            pending.append((i, _ENCODER.submit(_spill_jpeg, spill, k, pixels, size)))
+            pending.append((i, _ENCODER.submit(_spill_jpeg, spill, _spill_key(key, i, width, height), pixels, size)))
             while len(pending) > 2:  # at most two decoded frames wait for the encoder
                 made = _settle(pending.popleft(), index, made)
+
+        for i in todo:
+            if i != index and spill.lookup(_spill_key(key, i, width, height)) is not None:
+                continue
+            encode(i, ctx.frames.rgbx(key, source, i, timecodes, also=on_way, take=encode))
+        # on to the end of the group of pictures: a read of its later frames would seek back to its start
+        for i in shown[bisect_right(shown, todo[-1]):]:
+            after = ctx.frames.next_keyframe(key, index)
+            if i - index > GROUP_SPAN or (after is not None and i >= after):
+                break
+            if spill.lookup(_spill_key(key, i, width, height)) is None:
+                encode(i, ctx.frames.rgbx(key, source, i, timecodes))
         while pending:
             made = _settle(pending.popleft(), index, made)
         assert made is not None

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import io
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Container, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +39,9 @@ from slyfs.vfs.fixedsize import encode_jpeg_exact
 
 if TYPE_CHECKING:
     import av
+
+Passing = Callable[[int, "av.VideoFrame"], None]
+"""Told of each frame decoded on the way to the one asked for: (its index, the frame)."""
 
 FORWARD_MAX = 64
 """Frames a decoder goes on decoding to reach a later frame instead of seeking: seeking then decoding
@@ -157,6 +160,7 @@ class _Decoder:
         self.from_start = False  # seeking proved unreliable: decode from the start when going back
         self.closed = False  # evicted: a reader that got it before must open another
         self.ordinal = False  # frames' timestamps are unusable: frame N is the N-th frame decoded
+        self.keyframes: list[int] = []  # indices of the keyframes decoded so far, ascending
         self._file: BinaryIO | None = None
         self._open()
 
@@ -193,8 +197,9 @@ class _Decoder:
         if self._file is not None:
             self._file.close()
 
-    def frame(self, index: int) -> av.VideoFrame:
-        """Decoded frame `index` (call with `lock` held)."""
+    def frame(self, index: int, passing: Passing | None = None) -> av.VideoFrame:
+        """Decoded frame `index` (call with `lock` held). `passing(i, frame)` is given the frames
+        decoded on the way to it whose index is sure (see `_forward_to`)."""
         if not 0 <= index < len(self.times):
             raise IndexError(f"{self.name} has {len(self.times)} frames, no frame {index}")
         ahead = self._frames is not None and self.position < index <= self.position + FORWARD_MAX
@@ -204,14 +209,14 @@ class _Decoder:
             else:
                 self._seek(index)
         mode = (self.from_start, self.ordinal)
-        frame = self._forward_to(index)
+        frame = self._forward_to(index, passing)
         while frame is None and (not self.from_start or (self.from_start, self.ordinal) != mode):
             # the seek landed past the frame, the stream ended early, or timestamps proved unusable:
             # decode from the start (at most twice: each retry follows a change of mode)
             mode = (True, self.ordinal)
             self.from_start = True
             self._restart()
-            frame = self._forward_to(index)
+            frame = self._forward_to(index, passing)
         if frame is None:
             raise VideoError(f"{self.name}: frame {index} does not decode")
         return frame
@@ -238,9 +243,17 @@ class _Decoder:
         self._open()
         self._frames = self.container.decode(self.stream)
 
-    def _forward_to(self, index: int) -> av.VideoFrame | None:
+    def _keyframe(self, index: int) -> None:
+        pos = bisect_left(self.keyframes, index)
+        if pos == len(self.keyframes) or self.keyframes[pos] != index:
+            self.keyframes.insert(pos, index)
+
+    def _forward_to(self, index: int, passing: Passing | None = None) -> av.VideoFrame | None:
         """Decode on to frame `index`; None if a later frame (or the end) comes first, or if the
-        frames' timestamps prove unusable (then `ordinal` is set)."""
+        frames' timestamps prove unusable (then `ordinal` is set). Frames before `index` go to
+        `passing` once their index cannot be revised: after a seek (matched by timestamp, as the
+        frame asked for is) or when counting; not on a first run from the start, which may yet find
+        the timestamps unusable."""
         assert self._frames is not None
         try:
             for frame in self._frames:
@@ -254,6 +267,7 @@ class _Decoder:
                     # decode times are passed on): number frames by their rank in the output instead,
                     # as the labeling tool plays them.
                     self.ordinal = True
+                    self.keyframes.clear()  # numbered by timestamps that proved unusable
                     self._frames = None
                     return None
                 else:
@@ -265,14 +279,19 @@ class _Decoder:
                         # decoding from the start yet a frame is skipped: the timestamps do not
                         # match the frames (containers without presentation times): count instead
                         self.ordinal = True
+                        self.keyframes.clear()
                         self._frames = None
                         return None
+                if frame.key_frame:
+                    self._keyframe(found)
                 if found > index:
                     self.position = found
                     return None
                 self.position = found
                 if found == index:
                     return frame
+                if passing is not None and (self.ordinal or not self._whole_run):
+                    passing(found, frame)
         except pyav().error.FFmpegError as exc:
             raise VideoError(f"{self.name}: decoding failed before frame {index} ({exc})") from exc
         self._frames = None
@@ -307,6 +326,22 @@ class Frames:
         self._recent_put((key, index, "rgb"), pixels)
         return pixels
 
+    def rgbx(self, key: Hashable, source: VideoSource, index: int, timecodes: Sequence[float] | None = None,
+             also: Container[int] = (), take: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
+        """Frame `index` as H x W x 4 uint8 RGBX (the fourth byte padding), not kept: what JPEG
+        encoding takes without a copy (`encode_jpeg_exact`). A frame kept as RGB is used if there.
+        Frames of `also` that the decoder passes on the way (from the keyframe a seek lands on) are
+        given to `take` as RGBX too: they cost no decoding of their own."""
+        hit = self._recent_get((key, index, "rgb"))
+        if isinstance(hit, np.ndarray):
+            return hit
+
+        def passing(i: int, frame: av.VideoFrame) -> None:
+            if take is not None and i in also:
+                take(i, frame.to_ndarray(format="rgba"))
+
+        return self._decode(key, source, index, timecodes, passing).to_ndarray(format="rgba")
+
     def jpeg(self, key: Hashable, source: VideoSource, index: int, width: int, height: int,
              timecodes: Sequence[float] | None = None) -> bytes:
         """Frame `index` as a JPEG of exactly `frame_jpeg_size(width, height)` bytes (width, height:
@@ -317,9 +352,20 @@ class Frames:
         frame = self._decode(key, source, index, timecodes)
         if (frame.width, frame.height) != (width, height):
             raise VideoError(f"frame {index} is {frame.width}x{frame.height}, not the {width}x{height} told")
-        data = encode_jpeg_exact(frame.to_ndarray(format="rgb24"), frame_jpeg_size(width, height))
+        data = encode_jpeg_exact(frame.to_ndarray(format="rgba"), frame_jpeg_size(width, height))
         self._recent_put((key, index, "jpeg"), data)
         return data
+
+    def next_keyframe(self, key: Hashable, after: int) -> int | None:
+        """The first keyframe after frame `after` that the open decoder of `key` has decoded, if any:
+        where a group of pictures ends, so a reader knows how far decoding on costs no seek back."""
+        with self._lock:
+            dec = self._decoders.get(key)
+        if dec is None:
+            return None
+        with dec.lock:
+            pos = bisect_right(dec.keyframes, after)
+            return dec.keyframes[pos] if pos < len(dec.keyframes) else None
 
     def stats(self, key: Hashable) -> dict[str, int]:
         """Seeks made and frames decoded by the open decoder of `key` (empty if none is open)."""
@@ -339,12 +385,12 @@ class Frames:
     # ---- decoders -------------------------------------------------------------------------------
 
     def _decode(self, key: Hashable, source: VideoSource, index: int,
-                timecodes: Sequence[float] | None) -> av.VideoFrame:
+                timecodes: Sequence[float] | None, passing: Passing | None = None) -> av.VideoFrame:
         while True:
             dec = self._decoder(key, source, timecodes)
             with dec.lock:
                 if not dec.closed:  # else evicted between lookup and lock: open it again
-                    return dec.frame(index)
+                    return dec.frame(index, passing)
 
     def _decoder(self, key: Hashable, source: VideoSource, timecodes: Sequence[float] | None) -> _Decoder:
         with self._lock:
