@@ -21,6 +21,12 @@ Rounds interleave (slyfs, SDK, slyfs, SDK, ...); the figures are medians. The ma
 noisy: read the per-round figures too.
 The import part (a 1 GB video vs upload_video_project) is added by the import work.
 
+`--part memory` (issue #13, "memory stays bounded"): every frame of a 10-minute 1080p video
+(`--long-seconds`, 15,000 frames at 25 fps, one label so the project has a figure) read in order through
+a real mount of a local store with `--video-frames all`: `cat` of each frame file of `coco/`, the
+mount's peak RSS (VmHWM) after the first 1,000 frames and at the end, and frames/s. Spilled JPEGs go
+to the mount's cache directory, bounded by `--cache-size` (least recently used dropped).
+
 Usage: .venv/bin/python scripts/bench_video.py [--part frames|export|all] [--seconds 60] [--fps 25]
        [--gop 250] [--frames 300] [--random 30] [--rounds 3] [--videos 2] [--export-seconds 20] [--every 5]
 """
@@ -197,7 +203,9 @@ def export_part(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("frames", "export", "all"), default="all")
+    ap.add_argument("--part", choices=("frames", "export", "memory", "all"), default="all")
+    ap.add_argument("--long-seconds", type=int, default=600, help="memory: length of the long video")
+    ap.add_argument("--cache-size", default="2G", help="memory: the mount's --cache-size")
     ap.add_argument("--videos", type=int, default=2, help="export: videos in the project")
     ap.add_argument("--export-seconds", type=int, default=20, help="export: length of each video")
     ap.add_argument("--every", type=int, default=5, help="export: a figure on every Nth frame")
@@ -214,6 +222,62 @@ def main() -> None:
         export_part(args)
     if args.part in ("frames", "all"):
         frames_part(args)
+    if args.part in ("memory", "all"):
+        memory_part(args)
+
+
+def memory_part(args: argparse.Namespace) -> None:
+    from slyfs.fs.mount import pidfile_for
+    from slyfs.platform.local import LocalStore
+    from tests.helpers.mount import mounted
+
+    count = args.long_seconds * args.fps
+    path = cached_video(count, (1920, 1080), fps=args.fps, fast=True, gop=250)  # the long-video test's
+    work = Path(tempfile.mkdtemp(prefix="bench-video-memory-"))
+    try:
+        store = LocalStore(work / "store")
+        try:
+            project = store.create_project(store.create_workspace(store.create_team("team").id, "ws").id, "long",
+                                           project_type="videos")
+            store.update_project_meta(project.id, {"classes": [
+                {"title": "car", "shape": "rectangle", "color": "#FF0000", "geometry_config": {}, "hotkey": ""}],
+                "tags": [], "projectType": "videos"})
+            video = store.add_videos(store.create_dataset(project.id, "day").id, [("long.mp4", path)])[0]
+            store.set_video_annotation(video.id, {
+                "size": {"height": 1080, "width": 1920}, "description": "", "tags": [], "framesCount": count,
+                "objects": [{"key": "1" * 32, "classTitle": "car", "tags": []}],
+                "frames": [{"index": 0, "figures": [{
+                    "key": "2" * 32, "objectKey": "1" * 32, "geometryType": "rectangle",
+                    "geometry": {"points": {"exterior": [[10, 10], [90, 90]], "interior": []}}}]}]})
+        finally:
+            store.close()
+        mp = work / "mnt"
+        with mounted(mp, "--store", str(work / "store"), ttl=600,
+                     extra=("--video-frames", "all", "--cache-size", args.cache_size)):
+            pid = int(pidfile_for(mp).read_text())
+
+            def hwm() -> int:
+                return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0]) << 10
+
+            folder = mp / "team" / "ws" / "long" / "coco" / "day"
+            t0 = time.perf_counter()
+            names = sorted(p.name for p in folder.iterdir() if p.suffix == ".jpg")
+            assert len(names) == count, (len(names), count)
+            listed, early = time.perf_counter() - t0, 0
+            t0 = time.perf_counter()
+            for n, name in enumerate(names):
+                with open(folder / name, "rb") as f:
+                    while f.read(1 << 20):
+                        pass
+                if n == 999:
+                    early = hwm()
+            took, peak = time.perf_counter() - t0, hwm()
+        print(f"memory: {count} frames of a {args.long_seconds} s 1080p video read in order through a mount "
+              f"(--video-frames all, --cache-size {args.cache_size}): listed in {listed:.1f} s, read in {took:.0f} s "
+              f"({count / took:.0f} frames/s); mount peak RSS after 1,000 frames {early / 2**20:.0f} MiB, "
+              f"at the end {peak / 2**20:.0f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def frames_part(args: argparse.Namespace) -> None:
