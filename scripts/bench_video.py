@@ -19,7 +19,11 @@ side by side in one run over one `slyfs serve` of a local store:
   as `<stem>_<index:06d>.jpg` (timed inside its process, from `sly.Api` on: its import is left out).
 Rounds interleave (slyfs, SDK, slyfs, SDK, ...); the figures are medians. The machine is shared and
 noisy: read the per-round figures too.
-The import part (a 1 GB video vs upload_video_project) is added by the import work.
+`--part import`: a ~1 GB video (`--import-gb`; 1280x720 noise, lossless H.264, made once and cached, or
+`--big-video PATH`) imported, side by side in interleaved rounds, by the SDK's `upload_video_project` to
+`slyfs serve` (timed as its process, from the SDK's venv) and by `cp` into the mount's `import/` until
+`slyfs status --wait` reports it done, over the same kind of `slyfs serve` and on the local store; each
+into a fresh store; wall times, and the peak RSS of the server and of the mount.
 
 `--part memory` (issue #13, "memory stays bounded"): every frame of a 10-minute 1080p video
 (`--long-seconds`, 15,000 frames at 25 fps, one label so the project has a figure) read in order through
@@ -48,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -203,7 +208,9 @@ def export_part(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("frames", "export", "memory", "all"), default="all")
+    ap.add_argument("--part", choices=("frames", "export", "memory", "import", "all"), default="all")
+    ap.add_argument("--import-gb", type=float, default=1.0, help="import: size of the generated video")
+    ap.add_argument("--big-video", type=Path, help="import: use this video instead of generating one")
     ap.add_argument("--long-seconds", type=int, default=600, help="memory: length of the long video")
     ap.add_argument("--cache-size", default="2G", help="memory: the mount's --cache-size")
     ap.add_argument("--videos", type=int, default=2, help="export: videos in the project")
@@ -224,6 +231,125 @@ def main() -> None:
         frames_part(args)
     if args.part in ("memory", "all"):
         memory_part(args)
+    if args.part in ("import", "all"):
+        import_part(args)
+
+
+def big_video(gb: float) -> Path:
+    """A video of about `gb` GiB: 1280x720 noise at 25 fps, lossless H.264, one keyframe a second."""
+    path = Path(os.environ.get("SLYFS_VIDEO_CACHE", "/tmp/slyfs-test-videos")) / f"big-{gb:g}GiB.mp4"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    pool = [rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(8)]
+    part = path.with_suffix(".part")
+    with av.open(str(part), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "0", "g": "25"}
+        size, n = 0, 0
+        while size < gb * 2**30:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pool[n % len(pool)], format="rgb24")):
+                out.mux(packet)
+                size += packet.size
+            n += 1
+        for packet in stream.encode():
+            out.mux(packet)
+    part.rename(path)
+    return path
+
+
+def import_part(args: argparse.Namespace) -> None:
+    from slyfs.fs.mount import pidfile_for
+    from slyfs.model.video import VideoAnnotation
+    from slyfs.platform.local import LocalStore
+    from tests.helpers.mount import mounted, slyfs
+    from tests.helpers.sdk import run_sdk
+    from tests.helpers.serve import serve_store
+
+    big = args.big_video or big_video(args.import_gb)
+    info = probe(big)
+    work = Path(tempfile.mkdtemp(prefix="bench-video-import-"))
+
+    def hwm(pid: int) -> float:
+        return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
+
+    def fresh(name: str) -> Path:
+        root = work / name
+        store = LocalStore(root)
+        store.create_workspace(store.create_team("team").id, "ws")
+        store.close()
+        return root
+
+    def imported(root: Path) -> list[tuple[str, int, int]]:
+        store = LocalStore(root)
+        try:
+            return [(v.name, v.size, v.frames_count) for _, _, p in store.iter_projects()
+                    for d in store.list_datasets(p.id) for v in store.iter_videos(d.id)]
+        finally:
+            store.close()
+
+    def by_mount(root: Path, tag: str, platform: list[str]) -> tuple[float, float]:
+        mp = work / f"mnt-{tag}"
+        with mounted(mp, *platform, ttl=1.0, extra=("--settle", "1", "--staging-dir", str(work / f"staging-{tag}"))):
+            pid = int(pidfile_for(mp).read_text())
+            t0 = time.perf_counter()
+            (mp / "import" / "team" / "ws" / "big").mkdir()
+            subprocess.run(["cp", str(big), str(mp / "import" / "team" / "ws" / "big" / big.name)], check=True)
+            done = slyfs("status", str(mp), "--wait", "--timeout", "3600", check=False, timeout=3700)
+            took = time.perf_counter() - t0
+            assert done.returncode == 0, done.stdout[-400:] + done.stderr[-400:]
+            return took, hwm(pid)
+
+    src = work / "sdk-project"
+    (src / "ds" / "video").mkdir(parents=True)
+    (src / "ds" / "ann").mkdir()
+    (src / "meta.json").write_text(json.dumps({"classes": [], "tags": []}))
+    (src / "ds" / "video" / big.name).symlink_to(big)
+    empty = VideoAnnotation.empty(info.height, info.width, info.frames_count).to_json()
+    (src / "ds" / "ann" / f"{big.name}.json").write_text(json.dumps({k: v for k, v in empty.items() if k != "key"}))
+    print(f"import: {big} ({big.stat().st_size / 1e6:.0f} MB, {info.frames_count} frames {info.width}x{info.height})")
+    figures: dict[str, list[float]] = {"SDK upload_video_project": [], "cp into import/, over serve": [],
+                                       "cp into import/, local store": []}
+    try:
+        for r in range(args.rounds):
+            root = fresh(f"sdk-{r}")
+            with serve_store(root) as server:
+                t0 = time.perf_counter()
+                run_sdk("video_project.py", "upload", server.url, server.token, "ws", str(src), "big", timeout=3600)
+                took, served = time.perf_counter() - t0, hwm(server.pid)
+            assert imported(root) == [(big.name, big.stat().st_size, info.frames_count)]
+            figures["SDK upload_video_project"].append(took)
+            print(f"  round {r + 1}: SDK {took:.1f} s (serve peak RSS {served:.0f} MB)", flush=True)
+            shutil.rmtree(root)
+
+            root = fresh(f"http-{r}")
+            with serve_store(root) as server:
+                (work / "token").write_text(server.token)
+                took, mount_rss = by_mount(root, f"http-{r}", ["--server", server.url, "--token-file",
+                                                               str(work / "token")])
+                served = hwm(server.pid)
+            assert imported(root) == [(big.name, big.stat().st_size, info.frames_count)]
+            figures["cp into import/, over serve"].append(took)
+            print(f"  round {r + 1}: mount over serve {took:.1f} s (mount peak RSS {mount_rss:.0f} MB, serve "
+                  f"{served:.0f} MB)", flush=True)
+            shutil.rmtree(root)
+
+            root = fresh(f"local-{r}")
+            took, mount_rss = by_mount(root, f"local-{r}", ["--store", str(root)])
+            assert imported(root) == [(big.name, big.stat().st_size, info.frames_count)]
+            figures["cp into import/, local store"].append(took)
+            print(f"  round {r + 1}: mount on the local store {took:.1f} s (mount peak RSS {mount_rss:.0f} MB)",
+                  flush=True)
+            shutil.rmtree(root)
+        sdk = statistics.median(figures["SDK upload_video_project"])
+        print(f"median of {args.rounds} interleaved rounds (a shared, noisy machine):")
+        for name, values in figures.items():
+            med = statistics.median(values)
+            print(f"  {name:30s} {med:6.1f} s  ({sdk / med:.2f}x the SDK)  ({', '.join(f'{v:.1f}' for v in values)})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def memory_part(args: argparse.Namespace) -> None:
