@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -91,17 +92,18 @@ def test_frames_passed_on_the_way_are_handed_over_with_their_index(videos: dict[
     frames = Frames(memory=32 << 20)
     got: dict[int, int] = {}
 
-    def take(i: int, pixels: np.ndarray) -> None:
-        assert pixels.shape == (240, 320, 4)
-        got[i] = frame_index_in(np.ascontiguousarray(pixels[..., :3]))
+    def take(i: int, pixels: Callable[[], np.ndarray]) -> None:
+        rgbx = pixels()
+        assert rgbx.shape == (240, 320, 4)
+        got[i] = frame_index_in(np.ascontiguousarray(rgbx[..., :3]))
 
     first = frames.rgbx(kind, videos[kind], 30, also=range(0, 30, 2), take=take)
-    assert frame_index_in(np.ascontiguousarray(first[..., :3])) == 30
+    assert frame_index_in(np.ascontiguousarray(first()[..., :3])) == 30
     assert got and all(shown == i for i, shown in got.items()), got
     assert set(got) == set(range(min(got), 30, 2))  # every asked-for frame from where decoding began
     assert min(got) == 24  # from the keyframe the seek landed on (24), not from the start
     assert frames.next_keyframe(kind, 30) is None  # none decoded after 30 yet
-    assert frame_index_in(np.ascontiguousarray(frames.rgbx(kind, videos[kind], 37)[..., :3])) == 37
+    assert frame_index_in(np.ascontiguousarray(frames.rgbx(kind, videos[kind], 37)()[..., :3])) == 37
     assert frames.next_keyframe(kind, 30) == 36
     frames.close()
 

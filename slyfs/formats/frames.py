@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from slyfs.model.entities import ImageInfo
 from slyfs.model.video import VideoInfo, derived_key
 from slyfs.platform.cached import AnnotationSnapshot, ImageList, read_cached
@@ -43,7 +41,7 @@ from slyfs.platform.videoprobe import VideoError
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import render_log
 from slyfs.vfs.fixedsize import encode_jpeg_exact
-from slyfs.vfs.frames import ByteRange, frame_jpeg_size
+from slyfs.vfs.frames import ByteRange, Pixels, frame_jpeg_size
 from slyfs.vfs.spill import SpillStore, spill_store
 
 TRACK_TAG = "object_key"
@@ -277,14 +275,13 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
         made: tuple[Path, int] | None = None
         pending: deque[tuple[int, Future[tuple[Path, int]]]] = deque()
 
-        def encode(i: int, pixels: np.ndarray) -> None:
+        def encode(i: int, pixels: Pixels) -> None:
             nonlocal made
             on_way.discard(i)
-            if pixels.shape[:2] != (height, width):
-                raise VideoError(f"{video.name}: frame {i} is {pixels.shape[1]}x{pixels.shape[0]}, "
-                                 f"not the {width}x{height} told")
-            # the next frame decodes while this one is encoded (both let go of the GIL): two cores
-            pending.append((i, _ENCODER.submit(_spill_jpeg, spill, _spill_key(key, i, width, height), pixels, size)))
+            # the next frame decodes while this one is converted and encoded (all let go of the GIL)
+            job = _ENCODER.submit(_spill_jpeg, spill, _spill_key(key, i, width, height), pixels, size,
+                                  f"{video.name}: frame {i}", (height, width))
+            pending.append((i, job))
             while len(pending) > 2:  # at most two decoded frames wait for the encoder
                 made = _settle(pending.popleft(), index, made)
 
@@ -308,9 +305,13 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
 _ENCODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slyfs-frame-jpeg")
 
 
-def _spill_jpeg(spill: SpillStore, key: Hashable, pixels: np.ndarray, size: int) -> tuple[Path, int]:
+def _spill_jpeg(spill: SpillStore, key: Hashable, pixels: Pixels, size: int, name: str,
+                shape: tuple[int, int]) -> tuple[Path, int]:
     """The frame as the JPEG `Frames.jpeg` makes (`encode_jpeg_exact`, same bytes), spilled."""
-    return spill.put_stream(key, [encode_jpeg_exact(pixels, size)])
+    rgbx = pixels()
+    if rgbx.shape[:2] != shape:
+        raise VideoError(f"{name} is {rgbx.shape[1]}x{rgbx.shape[0]}, not the {shape[1]}x{shape[0]} told")
+    return spill.put_stream(key, [encode_jpeg_exact(rgbx, size)])
 
 
 def _settle(job: tuple[int, Future[tuple[Path, int]]], index: int, made: tuple[Path, int] | None

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Container, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -39,6 +40,9 @@ from slyfs.vfs.fixedsize import encode_jpeg_exact
 
 if TYPE_CHECKING:
     import av
+
+Pixels = Callable[[], np.ndarray]
+"""A decoded frame's pixels, made when called (`Frames.rgbx`)."""
 
 Passing = Callable[[int, "av.VideoFrame"], None]
 """Told of each frame decoded on the way to the one asked for: (its index, the frame)."""
@@ -327,20 +331,22 @@ class Frames:
         return pixels
 
     def rgbx(self, key: Hashable, source: VideoSource, index: int, timecodes: Sequence[float] | None = None,
-             also: Container[int] = (), take: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
+             also: Container[int] = (), take: Callable[[int, Pixels], None] | None = None) -> Pixels:
         """Frame `index` as H x W x 4 uint8 RGBX (the fourth byte padding), not kept: what JPEG
-        encoding takes without a copy (`encode_jpeg_exact`). A frame kept as RGB is used if there.
-        Frames of `also` that the decoder passes on the way (from the keyframe a seek lands on) are
-        given to `take` as RGBX too: they cost no decoding of their own."""
+        encoding takes without a copy (`encode_jpeg_exact`). Given as `Pixels`, converted from the
+        decoder's picture when called, so that the caller may convert in another thread while the
+        decoder goes on (a frame kept as RGB is given as it is). Frames of `also` that the decoder
+        passes on the way (from the keyframe a seek lands on) are given to `take` the same way: they
+        cost no decoding of their own."""
         hit = self._recent_get((key, index, "rgb"))
         if isinstance(hit, np.ndarray):
-            return hit
+            return partial(_same, hit)
 
         def passing(i: int, frame: av.VideoFrame) -> None:
             if take is not None and i in also:
-                take(i, frame.to_ndarray(format="rgba"))
+                take(i, partial(_rgbx, frame))
 
-        return self._decode(key, source, index, timecodes, passing).to_ndarray(format="rgba")
+        return partial(_rgbx, self._decode(key, source, index, timecodes, passing))
 
     def jpeg(self, key: Hashable, source: VideoSource, index: int, width: int, height: int,
              timecodes: Sequence[float] | None = None) -> bytes:
@@ -449,6 +455,14 @@ class Frames:
             while self._recent_bytes > bound:
                 _, gone = self._recent.popitem(last=False)
                 self._recent_bytes -= gone.nbytes if isinstance(gone, np.ndarray) else len(gone)
+
+
+def _rgbx(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgba")  # libswscale, without the GIL: safe beside the decoder going on
+
+
+def _same(pixels: np.ndarray) -> np.ndarray:
+    return pixels
 
 
 def _probe(source: VideoSource) -> list[float]:
