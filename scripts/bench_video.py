@@ -196,12 +196,12 @@ def export_part(args: argparse.Namespace) -> None:
             med = statistics.median(values)
             rate = f"{annotated / med:6.1f} frames/s" if "of which" not in name else " " * 15
             print(f"  {name:30s} {med:7.1f} s  {rate}   ({', '.join(f'{v:.1f}' for v in values)})")
-        ratio = statistics.median(figures["SDK download + frame reader"]) / statistics.median(
-            figures["slyfs cp -r coco/"])
-        print(f"  slyfs is {ratio:.2f}x the SDK's speed, timed inside its process (goal >= 2x)")
-        whole = statistics.median(figures["SDK as a process (+ import)"]) / statistics.median(
-            figures["slyfs cp -r coco/"])
-        print(f"  slyfs is {whole:.2f}x the SDK's speed, the SDK timed as a command (its import included)")
+        ours = figures["slyfs cp -r coco/"]
+        for name, label in (("SDK download + frame reader", "timed inside its process (goal >= 2x)"),
+                            ("SDK as a process (+ import)", "the SDK timed as a command (its import included)")):
+            ratios = [sdk / mine for sdk, mine in zip(figures[name], ours, strict=True)]
+            print(f"  slyfs is {statistics.median(ratios):.2f}x the SDK's speed, {label}: median of the rounds' "
+                  f"ratios ({', '.join(f'{r:.2f}' for r in ratios)})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
