@@ -31,7 +31,7 @@ a real mount of a local store with `--video-frames all`: `cat` of each frame fil
 mount's peak RSS (VmHWM) after the first 1,000 frames and at the end, and frames/s. Spilled JPEGs go
 to the mount's cache directory, bounded by `--cache-size` (least recently used dropped).
 
-Usage: .venv/bin/python scripts/bench_video.py [--part frames|export|all] [--seconds 60] [--fps 25]
+Usage: .venv/bin/python scripts/bench_video.py [--part frames|export|memory|import|all] [--seconds 60] [--fps 25]
        [--gop 250] [--frames 300] [--random 30] [--rounds 3] [--videos 2] [--export-seconds 20] [--every 5]
 """
 
@@ -235,6 +235,11 @@ def main() -> None:
         import_part(args)
 
 
+def peak_rss(pid: int) -> int:
+    """Bytes: the process's peak resident set (VmHWM)."""
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0]) << 10
+
+
 def big_video(gb: float) -> Path:
     """A video of about `gb` GiB: 1280x720 noise at 25 fps, lossless H.264, one keyframe a second."""
     path = Path(os.environ.get("SLYFS_VIDEO_CACHE", "/tmp/slyfs-test-videos")) / f"big-{gb:g}GiB.mp4"
@@ -272,9 +277,6 @@ def import_part(args: argparse.Namespace) -> None:
     info = probe(big)
     work = Path(tempfile.mkdtemp(prefix="bench-video-import-"))
 
-    def hwm(pid: int) -> float:
-        return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
-
     def fresh(name: str) -> Path:
         root = work / name
         store = LocalStore(root)
@@ -300,7 +302,7 @@ def import_part(args: argparse.Namespace) -> None:
             done = slyfs("status", str(mp), "--wait", "--timeout", "3600", check=False, timeout=3700)
             took = time.perf_counter() - t0
             assert done.returncode == 0, done.stdout[-400:] + done.stderr[-400:]
-            return took, hwm(pid)
+            return took, peak_rss(pid) / 2**20
 
     src = work / "sdk-project"
     (src / "ds" / "video").mkdir(parents=True)
@@ -318,7 +320,7 @@ def import_part(args: argparse.Namespace) -> None:
             with serve_store(root) as server:
                 t0 = time.perf_counter()
                 run_sdk("video_project.py", "upload", server.url, server.token, "ws", str(src), "big", timeout=3600)
-                took, served = time.perf_counter() - t0, hwm(server.pid)
+                took, served = time.perf_counter() - t0, peak_rss(server.pid) / 2**20
             assert imported(root) == [(big.name, big.stat().st_size, info.frames_count)]
             figures["SDK upload_video_project"].append(took)
             print(f"  round {r + 1}: SDK {took:.1f} s (serve peak RSS {served:.0f} MB)", flush=True)
@@ -329,7 +331,7 @@ def import_part(args: argparse.Namespace) -> None:
                 (work / "token").write_text(server.token)
                 took, mount_rss = by_mount(root, f"http-{r}", ["--server", server.url, "--token-file",
                                                                str(work / "token")])
-                served = hwm(server.pid)
+                served = peak_rss(server.pid) / 2**20
             assert imported(root) == [(big.name, big.stat().st_size, info.frames_count)]
             figures["cp into import/, over serve"].append(took)
             print(f"  round {r + 1}: mount over serve {took:.1f} s (mount peak RSS {mount_rss:.0f} MB, serve "
@@ -354,38 +356,17 @@ def import_part(args: argparse.Namespace) -> None:
 
 def memory_part(args: argparse.Namespace) -> None:
     from slyfs.fs.mount import pidfile_for
-    from slyfs.platform.local import LocalStore
     from tests.helpers.mount import mounted
 
     count = args.long_seconds * args.fps
-    path = cached_video(count, (1920, 1080), fps=args.fps, fast=True, gop=250)  # the long-video test's
     work = Path(tempfile.mkdtemp(prefix="bench-video-memory-"))
     try:
-        store = LocalStore(work / "store")
-        try:
-            project = store.create_project(store.create_workspace(store.create_team("team").id, "ws").id, "long",
-                                           project_type="videos")
-            store.update_project_meta(project.id, {"classes": [
-                {"title": "car", "shape": "rectangle", "color": "#FF0000", "geometry_config": {}, "hotkey": ""}],
-                "tags": [], "projectType": "videos"})
-            video = store.add_videos(store.create_dataset(project.id, "day").id, [("long.mp4", path)])[0]
-            store.set_video_annotation(video.id, {
-                "size": {"height": 1080, "width": 1920}, "description": "", "tags": [], "framesCount": count,
-                "objects": [{"key": "1" * 32, "classTitle": "car", "tags": []}],
-                "frames": [{"index": 0, "figures": [{
-                    "key": "2" * 32, "objectKey": "1" * 32, "geometryType": "rectangle",
-                    "geometry": {"points": {"exterior": [[10, 10], [90, 90]], "interior": []}}}]}]})
-        finally:
-            store.close()
+        export_store(work / "store", 1, args.long_seconds, args.fps, every=count)  # one figure, on frame 0
         mp = work / "mnt"
         with mounted(mp, "--store", str(work / "store"), ttl=600,
                      extra=("--video-frames", "all", "--cache-size", args.cache_size)):
             pid = int(pidfile_for(mp).read_text())
-
-            def hwm() -> int:
-                return int(Path(f"/proc/{pid}/status").read_text().split("VmHWM:")[1].split()[0]) << 10
-
-            folder = mp / "team" / "ws" / "long" / "coco" / "day"
+            folder = mp / "team" / "ws" / "clips" / "coco" / "day"
             t0 = time.perf_counter()
             names = sorted(p.name for p in folder.iterdir() if p.suffix == ".jpg")
             assert len(names) == count, (len(names), count)
@@ -396,8 +377,8 @@ def memory_part(args: argparse.Namespace) -> None:
                     while f.read(1 << 20):
                         pass
                 if n == 999:
-                    early = hwm()
-            took, peak = time.perf_counter() - t0, hwm()
+                    early = peak_rss(pid)
+            took, peak = time.perf_counter() - t0, peak_rss(pid)
         print(f"memory: {count} frames of a {args.long_seconds} s 1080p video read in order through a mount "
               f"(--video-frames all, --cache-size {args.cache_size}): listed in {listed:.1f} s, read in {took:.0f} s "
               f"({count / took:.0f} frames/s); mount peak RSS after 1,000 frames {early / 2**20:.0f} MiB, "

@@ -247,8 +247,9 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
     costs a seek to the keyframe before it and decoding up to a whole group of pictures (250 frames
     at x264's default); a miss therefore decodes the video's shown frames around it (its block of
     BLOCK_FRAMES, by position in the shown list, within BLOCK_SPAN frames) in ascending order, one
-    seek for the block, as well as the shown frames it passes between the keyframe and the block,
-    and spills each JPEG (exactly `image.size` bytes) to the spill store on
+    seek for the block, as well as the shown frames it passes between the keyframe and the block and
+    those after it up to the next keyframe (so each group of pictures is decoded about once, whatever
+    the order of reads), and spills each JPEG (exactly `image.size` bytes) to the spill store on
     local disk, where the block's other frames are found when they are asked for. Memory holds one
     frame at a time; the disk the spill store's bound (least recently used dropped)."""
     key, source, index, video = _source(ctx, image)
@@ -268,8 +269,10 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
         start = pos - pos % BLOCK_FRAMES
         todo = sorted({index, *(i for i in shown[start : start + BLOCK_FRAMES] if abs(i - index) <= BLOCK_SPAN)})
         # shown frames a seek to the keyframe before the block decodes on its way: spilled as they pass
-        on_way = {i for i in shown[bisect_left(shown, todo[0] - HARVEST_SPAN) : start]
-                  if spill.lookup(_spill_key(key, i, width, height)) is None}
+        def spilled(i: int) -> bool:
+            return spill.lookup(_spill_key(key, i, width, height)) is not None
+
+        on_way = {i for i in shown[bisect_left(shown, todo[0] - HARVEST_SPAN) : start] if not spilled(i)}
         timecodes = video.frames_to_timecodes or None
         size = frame_jpeg_size(width, height)
         made: tuple[Path, int] | None = None
@@ -286,7 +289,7 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
                 made = _settle(pending.popleft(), index, made)
 
         for i in todo:
-            if i != index and spill.lookup(_spill_key(key, i, width, height)) is not None:
+            if i != index and spilled(i):
                 continue
             encode(i, ctx.frames.rgbx(key, source, i, timecodes, also=on_way, take=encode))
         # on to the end of the group of pictures: a read of its later frames would seek back to its start
@@ -294,7 +297,7 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
             after = ctx.frames.next_keyframe(key, index)
             if i - index > GROUP_SPAN or (after is not None and i >= after):
                 break
-            if spill.lookup(_spill_key(key, i, width, height)) is None:
+            if not spilled(i):
                 encode(i, ctx.frames.rgbx(key, source, i, timecodes))
         while pending:
             made = _settle(pending.popleft(), index, made)
