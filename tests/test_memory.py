@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from slyfs.model.entities import ImageInfo
 from slyfs.platform.budget import BASELINE, SHARES, share
 from slyfs.platform.cached import (
     MISSING,
@@ -54,6 +55,27 @@ def test_image_list_is_the_platform_listing(big: tuple[LocalStore, int]) -> None
     assert images[10:13] == expected[10:13]
     assert images.ids() == [im.id for im in expected]
     assert images[7].model_dump() == expected[7].model_dump()  # every field, as the views read them
+
+
+def test_packed_rows_unpack_to_what_pydantic_constructs() -> None:
+    """`ImageList.unpack` sets a model up without pydantic's constructor: it must be the very model
+    `model_construct` makes (fields, which fields are set, extras), with and without extras."""
+    plain = ImageInfo(id=3, name="a.jpg", dataset_id=1, hash="h", size=10, width=4, height=2,
+                      meta={"k": [1]}, created_at="t0", updated_at="t1")
+    extra = ImageInfo.model_validate({"id": 4, "name": "b.png", "datasetId": 1, "pathOriginal": "/x",
+                                      "fullStorageUrl": None})
+    assert extra.model_extra
+    for im in (plain, extra):
+        got = ImageList([im])[0]
+        want = ImageInfo.model_construct(**{**{f: getattr(im, f) for f in ImageInfo.model_fields},
+                                            **(im.model_extra or {})})
+        assert got == want == im
+        assert got.__dict__ == want.__dict__
+        assert got.model_fields_set == want.model_fields_set
+        assert got.model_extra == want.model_extra
+        assert got.model_dump(by_alias=True) == im.model_dump(by_alias=True)
+        got.name = "renamed"  # a model of its own: nothing shared with the list or another row
+        assert ImageList([im])[0].name == im.name
 
 
 def test_annotations_are_the_platform_annotations(big: tuple[LocalStore, int]) -> None:
