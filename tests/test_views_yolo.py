@@ -245,21 +245,25 @@ def _convex(ring: np.ndarray) -> bool:
     return bool((turns > 0).all() or (turns < 0).all())
 
 
-def test_one_parse_sizes_every_task(sdk_store: tuple[LocalStore, int]) -> None:
+def test_one_parse_sizes_every_task(sdk_store: tuple[LocalStore, int], monkeypatch: pytest.MonkeyPatch) -> None:
     """Stating an image's detect label works out its segment and pose label sizes too (issue #16: `ls -lR
     yolo/` parsed each annotation once per task); those sizes are what the files render to."""
     from slyfs.formats.registry import registry
-    from slyfs.formats.yolo.view import task_sizes
+    from slyfs.formats.yolo import view
     from tests.test_views_common import context
 
+    parses: list[int] = []
+    real = view.parse_annotation
+    monkeypatch.setattr(view, "parse_annotation", lambda info, meta, image: parses.append(image.id) or
+                        real(info, meta, image))
     store, pid = sdk_store
-    ctx = context(store)
-    files = walk(registry().view("yolo")(ctx, store.get_project(pid)))
-    shared = task_sizes(ctx)
-    detect = {p: f for p, f in files.items() if p.startswith("detect/labels/")}
-    assert all(f.size >= 0 for f in detect.values())
-    assert len(shared._lru) == len(detect) == 4
-    assert all(len(sizes) == 3 for sizes in shared._lru.values())  # detect, segment, pose
-    for path, f in files.items():
-        if "/labels/" in path:
-            assert len(f.read(0, 1 << 20)) == f.size, path
+    files = walk(registry().view("yolo")(context(store), store.get_project(pid)))
+    labels = {p: f for p, f in files.items() if "/labels/" in p}
+    detect = [f for p, f in labels.items() if p.startswith("detect/")]
+    assert len(detect) == 4 and len(labels) == 12
+    assert all(f.size >= 0 for f in detect)
+    assert sorted(parses) == sorted({f.image.id for f in detect})  # one parse per image
+    assert all(f.size >= 0 for f in labels.values())
+    assert len(parses) == 4  # the segment and pose sizes came with the detect ones
+    for path, f in labels.items():
+        assert len(f.read(0, 1 << 20)) == f.size, path

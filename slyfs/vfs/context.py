@@ -41,6 +41,9 @@ class ViewContext:
     video_frames: str = "annotated"
     """Frames of a video project the image formats show: "annotated", "all", or "N" (every Nth)."""
     listings: SingleFlightCache = field(init=False)
+    sizes: SingleFlightCache = field(init=False)
+    """Sizes of generated files worked out together (yolo's tasks), apart from `listings`: a heavy
+    listing there clears the others, and these must outlive it. Values have an `nbytes`."""
     frames: Frames = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +53,8 @@ class ViewContext:
         # A listing larger than the whole share is still kept, alone, for its TTL (SingleFlightCache).
         self.listings = SingleFlightCache(self.platform.ttl, maxsize=share(budget, "listings"),
                                           getsizeof=listing_weight)
+        self.sizes = SingleFlightCache(self.platform.ttl, maxsize=share(budget, "sizes"),
+                                       getsizeof=lambda v: float(v.nbytes))
         self.frames = Frames(share(budget, "frames"))
 
     def invalidate(self) -> None:

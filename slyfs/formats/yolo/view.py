@@ -52,7 +52,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -61,7 +60,6 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
-from cachetools import LRUCache
 
 from slyfs.formats.project import (
     AnnotatedFile,
@@ -104,7 +102,7 @@ from slyfs.model.geometry import (
     Rectangle,
 )
 from slyfs.model.meta import ProjectMeta
-from slyfs.platform.budget import share
+from slyfs.platform.cached import AnnVersion
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import TextFile
 from slyfs.vfs.fixedsize import Field, FixedText
@@ -379,6 +377,17 @@ def _interleaved(xs: np.ndarray, ys: np.ndarray, height: int, width: int) -> lis
     return np.column_stack([np.asarray(xs, float) / width, np.asarray(ys, float) / height]).ravel().tolist()
 
 
+def _box_corners(top: int, left: int, bottom: int, right: int, height: int, width: int) -> list[float]:
+    """An inclusive pixel box's outline through its outer pixel edges, normalised `x1 y1 ... x4 y4`."""
+    return [left / width, top / height, (right + 1) / width, top / height,
+            (right + 1) / width, (bottom + 1) / height, left / width, (bottom + 1) / height]
+
+
+def _centres(ring: np.ndarray, height: int, width: int) -> list[float]:
+    """A ring's vertices at their pixel centres, normalised and interleaved."""
+    return _interleaved(ring[:, 0] + 0.5, ring[:, 1] + 0.5, height, width)
+
+
 def clip_ring(ring: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
     """Sutherland-Hodgman: a polygon ring clipped to the box [x0, x1] x [y0, y1] (a convex clip region,
     so one pass per side is exact; what lies on the box's sides stays)."""
@@ -420,10 +429,9 @@ def ring_lines(ring: np.ndarray, height: int, width: int) -> list[tuple[int, Cal
     else the outer contours of its pixels in the image."""
     if not len(ring):
         return []
-    xs, ys = ring[:, 0], ring[:, 1]
     flat = ring.ravel().tolist()  # plain ints: far cheaper than numpy reductions on a few vertices
     if min(flat[0::2]) >= 0 and min(flat[1::2]) >= 0 and max(flat[0::2]) < width and max(flat[1::2]) < height:
-        return [(2 * len(ring), partial(_interleaved, xs + 0.5, ys + 0.5, height, width))]
+        return [(2 * len(ring), partial(_centres, ring, height, width))]
     whole = Polygon(ring).raster_window(height, width)
     want = _tight(whole)
     if want is None:
@@ -469,9 +477,7 @@ def segment_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, heig
         if isinstance(geom, Rectangle):
             box = geom.bbox(height, width)
             assert box is not None
-            t, lf, b, r = box
-            rect = _interleaved(np.array([lf, r + 1, r + 1, lf]), np.array([t, t, b + 1, b + 1]), height, width)
-            _line(out, cls, 8, partial(list, rect))
+            _line(out, cls, 8, partial(_box_corners, *box, height, width))
             continue
         if isinstance(geom, Polygon):
             rings = [geom.exterior]
@@ -583,42 +589,50 @@ def yolo_names(images: Sequence[ImageInfo]) -> tuple[list[str], list[str]]:
 
 
 class TaskSizes:
-    """The sizes of one image's label files in every task, from one parse of its annotation: `ls -lR
+    """The sizes of one dataset's label files in every task, from one parse of each annotation: `ls -lR
     yolo/` stats each image's label in detect/, pose/ and segment/, and without this each stat would
-    parse the annotation again. Bounded (an LRU of a few small ints per image); a listing uses it only
-    when the whole project fits (else a sequential `ls -lR` would evict every entry before its next task
-    and each stat would work out three sizes instead of one)."""
+    parse the annotation again. Packed, 8 bytes an image and 4 per task (a key and the sizes), so a
+    listing of 100,000 images costs 2 MB; row `i` is the dataset's i-th image as its label folders list it, and
+    its key (a hash of the image's packed row and annotation version) tells whether a folder listed
+    from a newer snapshot is asking about the same annotation."""
 
-    ENTRY_BYTES = 256  # one entry, about: its key (image id, AnnVersion) and a tuple of three ints
-
-    def __init__(self, memory_bytes: int) -> None:
-        self.capacity = max(1024, share(memory_bytes, "sizes") // self.ENTRY_BYTES)
-        self._lru: LRUCache[Hashable, tuple[int, ...]] = LRUCache(maxsize=self.capacity)
+    def __init__(self, count: int, tasks: int) -> None:
+        self._keys = np.zeros(count, np.int64)  # 0: not worked out yet
+        self._sizes = np.zeros((count, tasks), np.uint32)
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> tuple[int, ...] | None:
+    @staticmethod
+    def bytes_for(count: int, tasks: int) -> int:
+        return count * (8 + 4 * tasks)
+
+    @property
+    def nbytes(self) -> int:
+        return self.bytes_for(*self._sizes.shape)
+
+    @staticmethod
+    def key(row: bytes, ann: AnnVersion | None) -> int:
+        return hash((row, ann)) or 1
+
+    def get(self, i: int, key: int) -> tuple[int, ...] | None:
         with self._lock:
-            return self._lru.get(key)
+            if i < len(self._keys) and self._keys[i] == key:
+                return tuple(int(v) for v in self._sizes[i])
+        return None
 
-    def put(self, key: Hashable, sizes: tuple[int, ...]) -> None:
+    def put(self, i: int, key: int, sizes: Sequence[int]) -> None:
         with self._lock:
-            self._lru[key] = sizes
+            if i < len(self._keys):
+                self._keys[i] = key
+                self._sizes[i] = sizes
 
 
-_SIZES: dict[int, tuple[weakref.ref[ViewContext], TaskSizes]] = {}
-_SIZES_LOCK = threading.Lock()
-
-
-def task_sizes(ctx: ViewContext) -> TaskSizes:
-    """The mount's (the context's) `TaskSizes`, made on first use and dropped with the context."""
-    with _SIZES_LOCK:
-        found = _SIZES.get(id(ctx))
-        if found is not None and found[0]() is ctx:
-            return found[1]
-        sizes = TaskSizes(ctx.platform.memory_bytes)
-        key = id(ctx)
-        _SIZES[key] = (weakref.ref(ctx, lambda _: _SIZES.pop(key, None)), sizes)
-        return sizes
+def task_sizes(ctx: ViewContext, key: Hashable, count: int, tasks: int) -> TaskSizes | None:
+    """The `TaskSizes` of one dataset's label folders (`key`: the project's, the dataset's and the label
+    spec's identity), kept in the context's sizes cache for the TTL; None when the table would not fit
+    the mount's "sizes" share of the budget (then each task parses again)."""
+    if TaskSizes.bytes_for(count, tasks) > ctx.sizes.maxsize:
+        return None
+    return ctx.sizes.get(key, lambda: TaskSizes(count, tasks))
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -628,11 +642,11 @@ class LabelKind(AnnotatedKind):
     task: str = ""
     spec: LabelSpec | None = None
     shared: TaskSizes | None = None
-    shared_key: Hashable = None  # the project's part of the shared sizes' keys (meta, carried facts)
 
 
 class LabelFile(AnnotatedFile):
-    """A label file whose first stat works out the sizes of the image's label files in every task."""
+    """A label file (its `arg`: its row in the dataset's `TaskSizes`) whose first stat works out the sizes
+    of the image's label files in every task."""
 
     __slots__ = ()
 
@@ -640,8 +654,8 @@ class LabelFile(AnnotatedFile):
     def size(self) -> int:
         kind = self.kind
         if self._size is None and isinstance(kind, LabelKind) and kind.shared is not None and kind.spec is not None:
-            key = (kind.shared_key, self.row, self.ann)
-            sizes = kind.shared.get(key)
+            i, key = self.arg, TaskSizes.key(self.row, self.ann)
+            sizes = kind.shared.get(i, key)
             if sizes is None:
                 image = self.image
                 info = annotation_of(kind.ctx, image, self.ann)
@@ -649,7 +663,7 @@ class LabelFile(AnnotatedFile):
                 ann = parse_annotation(info, kind.spec.meta, image) if dims is not None else None
                 sizes = tuple(label_layout(t, ann, kind.spec, *dims).size if dims is not None else 0
                               for t in kind.spec.tasks)
-                kind.shared.put(key, sizes)
+                kind.shared.put(i, key, sizes)
             self._size = sizes[kind.spec.tasks.index(kind.task)]
         return super().size
 
@@ -666,23 +680,20 @@ class YoloProjectDir(IndexedDir):
         inputs = project_inputs(self.ctx, self.project)
         carried = Carried.of(self.project)
         spec = LabelSpec.of(inputs.meta, carried)
-        total = sum(d.images_count for d in inputs.datasets)
-        shared = task_sizes(self.ctx)
-        use = shared if 0 < total <= shared.capacity // 2 else None  # room for another project's
-        return [YoloTaskDir(self.ctx, self.project, inputs, carried, spec, task, self.mtime, use)
+        return [YoloTaskDir(self.ctx, self.project, inputs, carried, spec, task, self.mtime)
                 for task in spec.tasks]
 
 
 class YoloTaskDir(StaticDir):
     def __init__(self, ctx: ViewContext, project: Project, inputs: ProjectInputs, carried: Carried, spec: LabelSpec,
-                 task: str, mtime: float, shared: TaskSizes | None) -> None:
+                 task: str, mtime: float) -> None:
         def make() -> list[Node]:
             text = data_yaml(task, inputs.meta, inputs.datasets, inputs.flat, carried)
             return [
                 TextFile("data.yaml", text, mtime),
                 StaticDir("images", mtime, lambda: [YoloImagesDir(ctx, ds, inputs)
                                                     for ds in inputs.datasets]),
-                StaticDir("labels", mtime, lambda: [YoloLabelsDir(ctx, ds, inputs, carried, spec, task, shared)
+                StaticDir("labels", mtime, lambda: [YoloLabelsDir(ctx, ds, inputs, carried, spec, task)
                                                     for ds in inputs.datasets]),
             ]
 
@@ -706,24 +717,24 @@ class YoloLabelsDir(IndexedDir):
     """One label file per image; listed from the snapshot's versions (nothing parsed), sized on stat."""
 
     def __init__(self, ctx: ViewContext, ds: Dataset, inputs: ProjectInputs, carried: Carried, spec: LabelSpec,
-                 task: str, shared: TaskSizes | None) -> None:
+                 task: str) -> None:
         flat = inputs.flat[ds.id]
         self.version_key = (inputs.meta_hash, carried.key)
         super().__init__(flat, parse_time(ds.updated_at), ctx, ("yolo-labels", task, ds.id, flat, self.version_key))
-        self.ds, self.spec, self.task, self.shared, self.inputs = ds, spec, task, shared, inputs
+        self.ds, self.spec, self.task, self.inputs = ds, spec, task, inputs
 
     def build(self) -> list[Node]:
         spec, task = self.spec, self.task
         images = dataset_images(self.ctx, self.inputs, self.ds.id)
         versions = dataset_annotations(self.ctx, self.inputs, self.ds.id).versions()
         _, labels = yolo_names(images)
+        shared = task_sizes(self.ctx, ("yolo-sizes", self.ds.id, self.version_key), len(images), len(spec.tasks))
         kind = LabelKind(self.ctx, ("yolo", task, self.version_key), partial(_label_size, task, spec),
-                         partial(_label_render, task, spec), task, spec, self.shared, self.version_key)
-        node = LabelFile if self.shared is not None else AnnotatedFile
+                         partial(_label_render, task, spec), task, spec, shared)
         nodes: list[Node] = []
-        for row, image, name in zip(images.rows, images, labels, strict=True):
+        for i, (row, image, name) in enumerate(zip(images.rows, images, labels, strict=True)):
             ann = versions.get(image.id)
-            nodes.append(node(name, kind, row, ann, ann_mtime_of(image, ann)))
+            nodes.append(LabelFile(name, kind, row, ann, ann_mtime_of(image, ann), i))
         return nodes
 
 
