@@ -283,9 +283,10 @@ def drawn_in(geometry: Geometry, height: int, width: int) -> bool:
     if isinstance(geometry, Polygon | MultiPolygon):
         parts = [geometry] if isinstance(geometry, Polygon) else list(geometry.parts)
         for part in parts:
-            ring = part.exterior
-            if not part.holes and len(ring) and bool(
-                    ((ring[:, 0] >= 0) & (ring[:, 0] < width) & (ring[:, 1] >= 0) & (ring[:, 1] < height)).any()):
+            if part.holes:
+                continue
+            flat = part.exterior.ravel().tolist()  # plain ints: numpy's per-call cost dwarfs a few vertices
+            if any(0 <= x < width and 0 <= y < height for x, y in zip(flat[0::2], flat[1::2], strict=True)):
                 return True
     return geometry.bbox(height, width) is not None
 

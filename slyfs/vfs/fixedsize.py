@@ -339,7 +339,7 @@ class FixedText:
         """A literal piece."""
         if text:
             self._parts.append(text)
-            self._size += len(text.encode())
+            self._size += len(text) if text.isascii() else len(text.encode())
 
     def fields(self, field: Field, count: int, values: Callable[[], Sequence[Any]], sep: str = " ") -> None:
         """`count` fields joined by `sep`; `values()` gives their values when the text is rendered."""
