@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import logging
 import os
 import stat
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pyfuse3
 import trio
@@ -42,8 +43,10 @@ PUSH_BYTES = 1 << 20
 # `ls -lR` showed (1.5 million in masks/ of 100,000 images), and each costs us an entry and its node.
 INODE_BYTES = 800  # an Entry, its node and its path, measured at 100,000 files
 LISTED_BYTES = 170  # a kept readdir entry and its path
-INODE_GRACE = 5.0  # seconds an inode is kept whatever the budget: `ls -l` of a folder larger than the
-# budget's share stats each entry after reading the whole folder, and must not find it given back
+INODE_GRACE = 5.0  # seconds an inode of the folder read last is kept whatever the budget: `ls -l` of a
+# folder larger than the budget's share stats each entry after reading the whole folder, and
+# `find | xargs cat` opens them, and neither must find them given back. Only that folder's: the one
+# before it (`ls -lR` of four folders of 100,000 files in voc/) holds nobody's next stat.
 
 # The one pyfuse3 call a handler cannot make outside a live FUSE session: a ReaddirToken only comes
 # with a kernel request. The in-process model test (tests/test_fs_model.py) puts the kernel's side of
@@ -93,7 +96,11 @@ class SlyOperations(pyfuse3.Operations):
         super().__init__()
         self.max_inodes = max(10_000, share(memory, "inodes") // INODE_BYTES)
         self.max_listed = max(10_000, share(memory, "listed") // LISTED_BYTES)
-        self._recent: dict[int, float] = {}  # inodes the kernel holds (not staging) -> when last given, oldest first
+        # inodes the kernel holds (not staging) -> when last given, oldest first; an OrderedDict because a
+        # dict's iteration walks the slots of every entry deleted from its front (`ls -lR` lets go of
+        # 100,000s of them), which made finding the oldest cost more than listing
+        self._recent: OrderedDict[int, float] = OrderedDict()
+        self._reading: tuple[str, ...] | None = None  # the folder readdir handed entries of last
         self.root = root
         self.ttl = ttl
         self.limiter = trio.CapacityLimiter(threads)
@@ -157,15 +164,40 @@ class SlyOperations(pyfuse3.Operations):
             self.staged_dirs[node.path] = ino
         elif path:  # files and generated folders (100,000 instance folders in masks/) alike
             now = time.monotonic()
-            self._recent.pop(ino, None)  # to the end: a dict keeps insertion order
             self._recent[ino] = now
-            for _ in range(min(64, len(self._recent) - self.max_inodes)):  # back under the bound, gradually
-                oldest, given = next(iter(self._recent.items()))
-                if now - given <= INODE_GRACE:  # a listing bigger than the budget stays whole while in use
-                    break
-                del self._recent[oldest]
-                self._let_go(oldest)
+            self._recent.move_to_end(ino)
+            excess = len(self._recent) - self.max_inodes
+            if excess > 0:  # back under the bound, gradually (64 at a time)
+                self._let_go_oldest(min(64, excess), now)
         return ino
+
+    def _let_go_oldest(self, count: int, now: float) -> None:
+        """Let the kernel drop up to `count` of the inodes given longest ago, passing over the folder
+        being read and those above it, and stopping at that folder's own entries given within the grace
+        (a listing bigger than the budget stays whole while in use)."""
+        victims = []
+        for ino, given in itertools.islice(self._recent.items(), count + 16):
+            place = self._place(ino)
+            if place == "above":
+                continue
+            if place == "in" and now - given <= INODE_GRACE or len(victims) == count:
+                break
+            victims.append(ino)
+        for ino in victims:
+            del self._recent[ino]
+            self._let_go(ino)
+
+    def _place(self, ino: int) -> Literal["in", "above"] | None:
+        """Where `ino` is from the folder readdir handed out last: "in" it, "above" it (that folder or
+        one it is in: letting the kernel drop a folder drops every entry under it, and `find | xargs
+        cat` then looked each file up again), or elsewhere (None)."""
+        entry, reading = self.entries.get(ino), self._reading
+        if entry is None or reading is None:
+            return None
+        path = entry.path
+        if path[:-1] == reading:
+            return "in"
+        return "above" if reading[: len(path)] == path else None
 
     def _let_go(self, ino: int) -> None:
         """Ask the kernel to drop its entry for a file or generated folder (it then forgets the inode, and
@@ -404,6 +436,7 @@ class SlyOperations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle: DirHandle = self.handles[fh]
         entries = handle.entries
+        self._reading = handle.path
         for i in range(start_id, len(entries)):
             e = entries[i]
             ino = self._inode_for(e.path)
