@@ -175,7 +175,7 @@ class SlyOperations(pyfuse3.Operations):
         """Let the kernel drop up to `count` of the inodes given longest ago, passing over the folder
         being read and those above it, and stopping at that folder's own entries given within the grace
         (a listing bigger than the budget stays whole while in use)."""
-        victims = []
+        victims: list[int] = []
         for ino, given in itertools.islice(self._recent.items(), count + 16):
             place = self._place(ino)
             if place == "above":

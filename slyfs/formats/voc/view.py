@@ -318,7 +318,8 @@ class _RasterBox:
     __slots__ = ("_args", "_box")
 
     def __init__(self, geom: Geometry, height: int, width: int) -> None:
-        self._args, self._box = (geom, height, width), None
+        self._args = (geom, height, width)
+        self._box: list[int] | None = None
 
     def nth(self, i: int) -> list[int]:
         if self._box is None:
