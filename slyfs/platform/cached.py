@@ -223,7 +223,8 @@ class ImageList(Sequence[ImageInfo]):
     def unpack(row: bytes) -> ImageInfo:
         """The ImageInfo of one packed row (see `rows`): what `ImageInfo.model_construct` makes of the
         row's fields and extras, set up directly. A listing unpacks each row several times (names, nodes,
-        stats) and model_construct's generic walk over the fields took 7 of its 9 microseconds."""
+        stats), and model_construct's generic walk over the fields made a row cost 6.7 µs instead of 2.6
+        (measured with the mount's GC settings). tests/test_memory.py holds the two equal."""
         values = marshal.loads(row)
         info = _new_object(ImageInfo)
         _set_attr(info, "__dict__", dict(zip(_IMAGE_FIELDS, values[:-1], strict=True)))

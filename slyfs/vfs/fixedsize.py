@@ -125,9 +125,19 @@ class _Bits:
 _MATCH_258 = int(format(0xC5, "08b")[::-1], 2)  # length symbol 285 (258 bytes), then distance code 0 (1)
 
 
+def _length_code(length: int) -> tuple[int, int, int]:
+    """The fixed-Huffman length symbol of a match of 3..258 bytes: (its code, the code's bit count,
+    the symbol's index in _LEN_BASE / _LEN_EXTRA)."""
+    sym = bisect.bisect_right(_LEN_BASE, length) - 1
+    code = 257 + sym
+    return (code - 256, 7, sym) if code < 280 else (0xC0 + code - 280, 8, sym)
+
+
 def _zero_block(bits: _Bits, count: int, final: bool) -> None:
     """A fixed-Huffman block of `count` zero bytes: a literal 0, then matches at distance 1 (the
-    length of the block follows from `count` alone)."""
+    length of the block follows from `count` alone, `_zero_block_bits`, which sizes are made from:
+    a block of another length fails here rather than a file of another size being served)."""
+    start = bits.n
     bits.put(1 if final else 0, 1)
     bits.put(1, 2)  # BTYPE 01: fixed Huffman codes
     if count:
@@ -137,18 +147,16 @@ def _zero_block(bits: _Bits, count: int, final: bool) -> None:
         if full:  # `full` copies of the 13-bit match, as one int: sum of pattern << 13 i
             bits.put(_MATCH_258 * (((1 << (13 * full)) - 1) // ((1 << 13) - 1)), 13 * full)
         if rest >= 3:
-            sym = bisect.bisect_right(_LEN_BASE, rest) - 1
-            code = 257 + sym
-            if code < 280:
-                bits.code(code - 256, 7)
-            else:
-                bits.code(0xC0 + code - 280, 8)
+            code, nbits, sym = _length_code(rest)
+            bits.code(code, nbits)
             bits.put(rest - _LEN_BASE[sym], _LEN_EXTRA[sym])
             bits.code(0, 5)  # distance 1
         else:
             for _ in range(rest):
                 bits.literal_zero()
     bits.code(0, 7)  # end of block (symbol 256)
+    if bits.n - start != _zero_block_bits(count):
+        raise ValueError(f"a run of {count} zeros took {bits.n - start} bits, sized as {_zero_block_bits(count)}")
 
 
 def _zero_block_bits(count: int) -> int:
@@ -156,12 +164,12 @@ def _zero_block_bits(count: int) -> int:
     n = 3 + 7  # block header, end of block
     if count:
         full, rest = divmod(count - 1, 258)
-        n += 8 + 13 * full
+        n += 8 + 13 * full  # the literal 0, the 258-byte matches
         if rest >= 3:
-            sym = bisect.bisect_right(_LEN_BASE, rest) - 1
-            n += (7 if sym < 23 else 8) + _LEN_EXTRA[sym] + 5
+            _, nbits, sym = _length_code(rest)
+            n += nbits + _LEN_EXTRA[sym] + 5  # length code, its extra bits, the distance code
         else:
-            n += 8 * rest
+            n += 8 * rest  # literal zeros
     return n
 
 
