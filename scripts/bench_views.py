@@ -24,6 +24,11 @@ file of `sly/`, reading the COCO JSON; the mount's peak RSS (VmHWM) after each s
 
 Usage: .venv/bin/python scripts/bench_views.py [--images 100000] [--workdir DIR] [--backends local,serve]
 Writes <workdir>/bench_scale.json.
+
+`--floor` adds, first, `ls -lR` of a trivial in-memory pyfuse3 filesystem (scripts/nullfs.py) shaped
+like `sly/` (2 folders of `--images` files) and like `masks/` (4 such folders, and a folder per image
+of 10 instance masks): what `ls -lR` of that many entries and folders costs through FUSE on this
+machine with nothing behind it, the same TTL as the mounts.
 """
 
 from __future__ import annotations
@@ -294,13 +299,14 @@ def main() -> int:
 
 SCALE_PROJECT = "scale"
 SCALE_VIEWS = ("sly", "coco", "masks", "yolo", "voc", "preview")
+SCALE_TTL = 60.0
 
 
 class ScaleMount(Mount):
     """A fresh mount of the local store or of a `slyfs serve` over it."""
 
     def __init__(self, mountpoint: Path, cache: Path, platform_args: list[str], memory: str | None) -> None:
-        super().__init__(mountpoint, Path(), cache, 60.0)
+        super().__init__(mountpoint, Path(), cache, SCALE_TTL)
         self.platform_args = platform_args
         self.memory = memory
 
@@ -345,6 +351,32 @@ def scale_steps(project: Path) -> list[tuple[str, list[str]]]:
     return steps
 
 
+FLOOR_SHAPES = (("sly/ shape", ["--flat", "2"]),
+                ("masks/ shape", ["--flat", "4", "--nested", "{n}", "--per-dir", "10"]))
+
+
+def floor_rows(work: Path, images: int, ttl: float, timeout: float) -> list[dict[str, Any]]:
+    """`ls -lR` of nullfs mounts shaped like the views (see the module docstring)."""
+    mp = work / "floor-mnt"
+    mp.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, shape in FLOOR_SHAPES:
+        args = [a.format(n=images) for a in shape]
+        server = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "nullfs.py"), str(mp), "--files", str(images),
+                                   "--ttl", str(ttl), *args])
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.ismount(mp) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seconds, done = timed_step(["ls", "-lR", str(mp)], timeout)
+        finally:
+            subprocess.run(["fusermount3", "-u", str(mp)], check=False)
+            server.wait(timeout=30)
+        rows.append({"backend": "nullfs", "step": f"ls -lR {name}", "seconds": round(seconds, 1), "finished": done})
+        print(f"nullfs ls -lR {name:33} {rows[-1]['seconds']:>8} s", flush=True)
+    return rows
+
+
 def scale_main() -> int:
     sys.path.insert(0, str(ROOT / "scripts"))
     from benchdata import make_tiny_project
@@ -358,6 +390,7 @@ def scale_main() -> int:
     ap.add_argument("--memory", help="the mount's --memory budget (default: the mount's default)")
     ap.add_argument("--step-timeout", type=float, default=900.0, help="seconds a step may take before it is stopped")
     ap.add_argument("--only", help="comma-separated step name prefixes to run (e.g. 'ls -lR sly,ls -lR masks')")
+    ap.add_argument("--floor", action="store_true", help="first, ls -lR of nullfs shaped like sly/ and masks/")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="slyfs-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -370,7 +403,7 @@ def scale_main() -> int:
         print(f"generated {args.images} images in {time.perf_counter() - t0:.1f} s", flush=True)
     mp = work / "mnt"
     project = mp / "bench" / "ws" / SCALE_PROJECT
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = floor_rows(work, args.images, SCALE_TTL, args.step_timeout) if args.floor else []
 
     def run(backend: str, platform_args: list[str]) -> None:
         for name, cmd in scale_steps(project):
@@ -395,9 +428,9 @@ def scale_main() -> int:
             token_file.write_text(server.token)
             token_file.chmod(0o600)
             run("serve", ["--server", server.url, "--token-file", str(token_file)])
-    for backend in backends:
+    for backend in [*backends, "nullfs"]:
         rows = {r["step"]: r for r in results if r["backend"] == backend}
-        base = rows.get("ls -lR sly/")
+        base = rows.get("ls -lR sly/" if backend != "nullfs" else "ls -lR sly/ shape")
         if base and base["finished"]:
             for r in rows.values():
                 if r["step"].startswith("ls -lR"):
