@@ -233,7 +233,7 @@ def _fill_window(groups: list[list[np.ndarray]], height: int, width: int) -> Win
         groups = [[_clip_ring(r, rect) for r in g] for g in groups]
 
     def fill(buf: np.ndarray, left: int, top: int, group: list[np.ndarray]) -> None:
-        # OpenCV adds the offset to each point before anything else: the pixels of shifted points
+        # OpenCV adds the offset to each point before it rasterizes: the pixels are those of shifted points
         if len(group[0]):
             cv2.fillPoly(buf, [group[0].astype(np.int32)], 1, offset=(-left, -top))
         holes = [h.astype(np.int32) for h in group[1:] if len(h)]
