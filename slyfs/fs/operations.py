@@ -11,6 +11,7 @@ import errno
 import hashlib
 import itertools
 import logging
+import math
 import os
 import stat
 import time
@@ -652,7 +653,7 @@ class SlyOperations(pyfuse3.Operations):
                 del self.moved_inodes[entry.path]
             entry.path = new + entry.path[n:]
             self.moved_inodes[entry.path] = ino
-            entry.fetched = 0.0  # re-resolve: the node's disk path changed
+            entry.fetched = -math.inf  # re-resolve: its disk path changed (0.0 is fresh on a machine up < a TTL)
 
     async def setattr(self, inode, attr, fields, fh, ctx):  # type: ignore[no-untyped-def]
         # ftruncate(), fchmod(), futimens() come with the open file's handle and act on that file, which
