@@ -23,7 +23,8 @@ import stat
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -923,37 +924,39 @@ def test_operations_follow_the_model(world: World, monkeypatch: pytest.MonkeyPat
         print(f"  {name:12} {answer:14} {n}")
 
 
-async def test_a_project_folder_may_have_any_name(world: World, tmp_path: Path) -> None:
-    """`mkdir $'import/team/ws/caf\\xe9'` (a Latin-1 name) makes a project folder like any other (the model
-    found the drop zone's job records refusing such names: EIO for every request touching the folder)."""
+@asynccontextmanager
+async def workspace_ops(world: World, tmp_path: Path, ttl: float) -> AsyncIterator[tuple[SlyOperations, int]]:
+    """Operations over the views and a drop zone (runner not started), and the inode of
+    `import/<team>/<workspace>`, where the tests below make project folders."""
     ctx = ViewContext(world.cached, renders=world.renders)
     zone = DropZone(tmp_path / "staging", ctx, world.store, settle=SETTLE, identity=local_identity(world.store.root))
     try:
-        ops = SlyOperations(RootDir(ctx, extra=lambda: [zone.root()]), ttl=1.0)
-        req = pyfuse3.RequestContext()
+        ops = SlyOperations(RootDir(ctx, extra=lambda: [zone.root()]), ttl=ttl)
         ino = pyfuse3.ROOT_INODE
         for name in (b"import", TEAM.encode(), WORKSPACE.encode()):
-            ino = (await ops.lookup(ino, name, req)).st_ino
+            ino = (await ops.lookup(ino, name, pyfuse3.RequestContext())).st_ino
+        yield ops, ino
+    finally:
+        zone.close()
+
+
+async def test_a_project_folder_may_have_any_name(world: World, tmp_path: Path) -> None:
+    """`mkdir $'import/team/ws/caf\\xe9'` (a Latin-1 name) makes a project folder like any other (the model
+    found the drop zone's job records refusing such names: EIO for every request touching the folder)."""
+    async with workspace_ops(world, tmp_path, ttl=1.0) as (ops, ino):
+        req = pyfuse3.RequestContext()
         attrs = await ops.mkdir(ino, b"caf\xe9", 0o755, req)
         assert stat.S_ISDIR(attrs.st_mode)
         assert (await ops.lookup(ino, b"caf\xe9", req)).st_ino == attrs.st_ino
-    finally:
-        zone.close()
 
 
 async def test_the_status_files_temporary_name_is_listed_or_refused(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `mkdir` makes, `ls` shows; a name only the drop zone may use is refused (EACCES) instead."""
-    ctx = ViewContext(world.cached, renders=world.renders)
-    zone = DropZone(tmp_path / "staging", ctx, world.store, settle=SETTLE, identity=local_identity(world.store.root))
     monkeypatch.setattr(operations, "readdir_reply", record_entry)
-    try:
-        ops = SlyOperations(RootDir(ctx, extra=lambda: [zone.root()]), ttl=1.0)
+    async with workspace_ops(world, tmp_path, ttl=1.0) as (ops, ino):
         req = pyfuse3.RequestContext()
-        ino = pyfuse3.ROOT_INODE
-        for name in (b"import", TEAM.encode(), WORKSPACE.encode()):
-            ino = (await ops.lookup(ino, name, req)).st_ino
         try:
             await ops.mkdir(ino, STATUS_TMP.encode(), 0o755, req)
         except pyfuse3.FUSEError as e:
@@ -963,8 +966,6 @@ async def test_the_status_files_temporary_name_is_listed_or_refused(
         fh = await ops.opendir(ino, req)
         await ops.readdir(fh, 0, listing)  # type: ignore[arg-type]  # the kernel's side, as in the model
         assert STATUS_TMP.encode() in [e[0] for e in listing.entries]
-    finally:
-        zone.close()
 
 
 async def test_a_renamed_file_is_found_on_a_machine_up_for_less_than_the_ttl(
@@ -977,14 +978,8 @@ async def test_a_renamed_file_is_found_on_a_machine_up_for_less_than_the_ttl(
     real = time.monotonic
     boot = real() - 30.0  # as if the machine came up 30 s ago, whatever its real uptime
     monkeypatch.setattr(operations, "time", SimpleNamespace(monotonic=lambda: real() - boot, time=time.time))
-    ctx = ViewContext(world.cached, renders=world.renders)
-    zone = DropZone(tmp_path / "staging", ctx, world.store, settle=SETTLE, identity=local_identity(world.store.root))
-    try:
-        ops = SlyOperations(RootDir(ctx, extra=lambda: [zone.root()]), ttl=3600.0)
+    async with workspace_ops(world, tmp_path, ttl=3600.0) as (ops, ino):
         req = pyfuse3.RequestContext()
-        ino = pyfuse3.ROOT_INODE
-        for name in (b"import", TEAM.encode(), WORKSPACE.encode()):
-            ino = (await ops.lookup(ino, name, req)).st_ino
         project = (await ops.mkdir(ino, b"renamed", 0o755, req)).st_ino
         info, attrs = await ops.create(project, b"a.txt", 0o644, os.O_WRONLY | os.O_CREAT, req)
         await ops.write(info.fh, 0, b"hello")
@@ -992,5 +987,3 @@ async def test_a_renamed_file_is_found_on_a_machine_up_for_less_than_the_ttl(
         await ops.rename(project, b"a.txt", project, b"b.txt", 0, req)
         got = await ops.getattr(attrs.st_ino, req)
         assert got.st_ino == attrs.st_ino and got.st_size == 5
-    finally:
-        zone.close()
