@@ -7,13 +7,15 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from slyfs.formats.preview.view import draw_preview
 from slyfs.formats.registry import registry
 from slyfs.model import AnnObject, Annotation, ProjectMeta, Rectangle
 from slyfs.platform.local import LocalStore
-from slyfs.vfs.fixedsize import jpeg_size
+from slyfs.vfs.fixedsize import encode_jpeg_exact, jpeg_fitting, jpeg_size, padded_jpeg_slice
 from tests.helpers.images import image_bytes
 from tests.test_views_common import SDK_PROJECT, context, load_sly_folder, walk
 
@@ -79,3 +81,25 @@ def gray_png(width: int, height: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.arange(width * height, dtype=np.uint8).reshape(height, width), "L").save(buf, "PNG")
     return buf.getvalue()
+
+
+_NOISE = (np.random.default_rng(7).random((120, 160, 3)) * 255).astype(np.uint8)
+_COMPACT = jpeg_fitting(_NOISE, 1 << 20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(extra=st.sampled_from([0, 1, 65536, 65537, 65538, 300_000]), offset=st.integers(0, 500_000),
+       length=st.integers(0, 200_000), quality_step=st.booleans())
+def test_a_padded_jpeg_is_sliced_from_its_unpadded_bytes(extra: int, offset: int, length: int,
+                                                         quality_step: bool) -> None:
+    """A video frame is spilled unpadded and padded on read: every slice equals the same slice of the
+    padded JPEG `encode_jpeg_exact` makes (one COM segment or several, the JFIF header kept first),
+    and a slice needing bytes that are not at hand is None."""
+    size = len(_COMPACT) + 4 + extra - (1000 if quality_step else 0)  # too small for the first quality
+    compact = jpeg_fitting(_NOISE, size)
+    padded = encode_jpeg_exact(_NOISE, size)
+    assert len(padded) == size and padded.startswith(compact[:6])
+    got = padded_jpeg_slice(lambda at, n: compact[at : at + n], len(compact), size, offset, length)
+    assert got == padded[offset : offset + length]
+    if length and offset < size:
+        assert padded_jpeg_slice(lambda at, n: None, len(compact), size, offset, length) is None

@@ -26,11 +26,13 @@ a track survives the export (COCO: `attributes.object_key`). The meta the views 
 from __future__ import annotations
 
 import json
+import os
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from slyfs.platform.cached import AnnotationSnapshot, ImageList, read_cached
 from slyfs.platform.videoprobe import VideoError
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import render_log
-from slyfs.vfs.fixedsize import encode_jpeg_exact
+from slyfs.vfs.fixedsize import jpeg_fitting, padded_jpeg_slice
 from slyfs.vfs.frames import ByteRange, Pixels, frame_jpeg_size
 from slyfs.vfs.spill import SpillStore, spill_store
 
@@ -249,7 +251,7 @@ def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
     BLOCK_FRAMES, by position in the shown list, within BLOCK_SPAN frames) in ascending order, one
     seek for the block, as well as the shown frames it passes between the keyframe and the block and
     those after it up to the next keyframe (so each group of pictures is decoded about once, whatever
-    the order of reads), and spills each JPEG (exactly `image.size` bytes) to the spill store on
+    the order of reads), and spills each JPEG (unpadded: reads pad it to `image.size`) to the spill store on
     local disk, where the block's other frames are found when they are asked for. Memory holds one
     frame at a time; the disk the spill store's bound (least recently used dropped)."""
     key, source, index, video = _source(ctx, image)
@@ -310,11 +312,12 @@ _ENCODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slyfs-frame-jpe
 
 def _spill_jpeg(spill: SpillStore, key: Hashable, pixels: Pixels, size: int, name: str,
                 shape: tuple[int, int]) -> tuple[Path, int]:
-    """The frame as the JPEG `Frames.jpeg` makes (`encode_jpeg_exact`, same bytes), spilled."""
+    """The frame as the JPEG `Frames.jpeg` makes, spilled unpadded (`jpeg_fitting`): reads pad it
+    (`padded_jpeg_slice`, same bytes as `encode_jpeg_exact`)."""
     rgbx = pixels()
     if rgbx.shape[:2] != shape:
         raise VideoError(f"{name} is {rgbx.shape[1]}x{rgbx.shape[0]}, not the {shape[1]}x{shape[0]} told")
-    return spill.put_stream(key, [encode_jpeg_exact(rgbx, size)])
+    return spill.put_stream(key, [jpeg_fitting(rgbx, size)])
 
 
 def _settle(job: tuple[int, Future[tuple[Path, int]]], index: int, made: tuple[Path, int] | None
@@ -324,17 +327,19 @@ def _settle(job: tuple[int, Future[tuple[Path, int]]], index: int, made: tuple[P
 
 
 def frame_read(ctx: ViewContext, image: ImageInfo, offset: int, size: int) -> bytes:
-    """`size` bytes at `offset` of the frame item's JPEG (`frame_file`)."""
+    """`size` bytes at `offset` of the frame item's JPEG (`frame_file`, padded to `image.size`)."""
     for _ in range(3):
-        path, total = frame_file(ctx, image)
-        if offset >= total or size <= 0:
-            return b""
+        path, compact = frame_file(ctx, image)
         try:
             with open(path, "rb", buffering=0) as f:
-                f.seek(offset)
-                return f.read(min(size, total - offset))
+                def read(at: int, count: int) -> bytes:
+                    return os.pread(f.fileno(), count, at)
+
+                got = padded_jpeg_slice(read, compact, image.size, offset, size)
         except FileNotFoundError:  # dropped from the spill store since the lookup: make it again
             continue
+        assert got is not None
+        return got
     raise OSError(f"frame {image.name}: its spilled JPEG keeps disappearing")
 
 
@@ -350,9 +355,8 @@ def frame_read_nowait(ctx: ViewContext, image: ImageInfo, offset: int, size: int
                                              image.width or 0, image.height or 0))
     if hit is None:
         return None
-    path, total = hit
-    want = max(0, min(size, total - offset))
-    return b"" if want == 0 else read_cached(path, offset, want)
+    path, compact = hit
+    return padded_jpeg_slice(partial(read_cached, path), compact, image.size, offset, size)
 
 
 def frame_jpeg(ctx: ViewContext, image: ImageInfo) -> bytes:

@@ -301,21 +301,26 @@ def jpeg_size(width: int, height: int) -> int:
 
 def encode_jpeg_exact(rgb: np.ndarray, size: int) -> bytes:
     """`rgb` (H x W x 3 RGB, or H x W x 4 RGBX whose fourth byte is ignored) as a baseline JPEG of
-    exactly `size` bytes: the best quality that fits, then COM (comment) segments after the JFIF
-    header to fill up. A flat image at the mean colour is the last resort (it always fits); readers
-    skip COM segments. RGBX is what video frames are converted to (libswscale's fast path), and is
-    encoded as it lies."""
+    exactly `size` bytes: `jpeg_fitting`, then COM (comment) segments after the JFIF header to fill
+    up (readers skip COM segments)."""
+    return _pad_jpeg(jpeg_fitting(rgb, size), size)
+
+
+def jpeg_fitting(rgb: np.ndarray, size: int) -> bytes:
+    """The JPEG that `encode_jpeg_exact` pads to `size` bytes, unpadded: the best quality that leaves
+    room for a COM segment, else a flat image at the mean colour (it always fits). RGBX is what video
+    frames are converted to (libswscale's fast path), and is encoded as it lies."""
     pixels = np.ascontiguousarray(rgb)
     for quality in _JPEG_QUALITIES:
         data = _jpeg(pixels, quality)
         if len(data) + 4 <= size:
-            return _pad_jpeg(data, size)
+            return data
     flat = np.empty(rgb.shape[:2] + (3,), dtype=np.uint8)
     flat[...] = rgb[..., :3].reshape(-1, 3).mean(axis=0).astype(np.uint8) if rgb.size else 0
     data = _jpeg(flat, 50)
     if len(data) + 4 > size:
         raise ValueError(f"a {rgb.shape[1]}x{rgb.shape[0]} JPEG does not fit in {size} bytes")
-    return _pad_jpeg(data, size)
+    return data
 
 
 def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
@@ -327,16 +332,59 @@ def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
 
 
 def _pad_jpeg(data: bytes, size: int) -> bytes:
-    pad = size - len(data)
-    if pad == 0:
+    pos, segments = _padding(data[:6], len(data), size)
+    if not segments:
         return data
-    pos = 2  # after SOI; after the JFIF APP0 segment if there is one (JFIF wants it first)
-    if data[2:4] == b"\xff\xe0":
-        pos = 4 + struct.unpack(">H", data[4:6])[0]
+    return data[:pos] + b"".join(_segment(s) for s in segments) + data[pos:]
+
+
+def padded_jpeg_slice(read: Callable[[int, int], bytes | bytearray | None], compact: int, size: int,
+                      offset: int, length: int) -> bytes | None:
+    """Bytes `offset`..`offset + length` of a `jpeg_fitting` JPEG of `compact` bytes padded to `size`
+    (`encode_jpeg_exact`), made from `read(at, count)` of the unpadded JPEG, so that only that need be
+    kept: a video frame spilled unpadded is about 300 KB of its 707 KB at 1080p. None if `read` gives
+    None (what is asked is not at hand)."""
+    end = min(offset + length, size)
+    if offset >= end:
+        return b""
+    head = read(0, min(6, compact))
+    if head is None:
+        return None
+    pos, segments = _padding(bytes(head), compact, size)
+    pad = size - compact
+    out: list[bytes | bytearray] = []
+    if offset < pos:  # the JPEG before the padding
+        got = read(offset, min(end, pos) - offset)
+        if got is None:
+            return None
+        out.append(got)
+    at = pos
+    for s in segments:  # the COM segments overlapping the slice, made
+        if at < end and offset < at + s:
+            out.append(_segment(s)[max(offset - at, 0) : end - at])
+        at += s
+    if end > pos + pad:  # the JPEG after the padding
+        start = max(offset, pos + pad)
+        got = read(start - pad, end - start)
+        if got is None:
+            return None
+        out.append(got)
+    return b"".join(out)
+
+
+def _padding(head: bytes, compact: int, size: int) -> tuple[int, list[int]]:
+    """Where the COM segments go in a padded JPEG (after SOI, or after the JFIF APP0 segment if there
+    is one: JFIF wants it first), given the JPEG's first 6 bytes, and the segments' sizes."""
+    pad = size - compact
+    if pad == 0:
+        return 2, []
+    pos = 4 + struct.unpack(">H", head[4:6])[0] if head[2:4] == b"\xff\xe0" else 2
     count = math.ceil(pad / _COM_MAX)
-    sizes = [pad // count + (1 if i < pad % count else 0) for i in range(count)]
-    segments = [b"\xff\xfe" + struct.pack(">H", s - 2) + b" " * (s - 4) for s in sizes]
-    return data[:pos] + b"".join(segments) + data[pos:]
+    return pos, [pad // count + (1 if i < pad % count else 0) for i in range(count)]
+
+
+def _segment(size: int) -> bytes:
+    return b"\xff\xfe" + struct.pack(">H", size - 2) + b" " * (size - 4)
 
 
 # ---- texts whose variable fields have fixed widths -------------------------------------------------
