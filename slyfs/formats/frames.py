@@ -242,7 +242,7 @@ def _spill_key(video_key: Hashable, index: int, width: int, height: int) -> Hash
 
 
 def frame_file(ctx: ViewContext, image: ImageInfo) -> tuple[Path, int]:
-    """The frame item's JPEG as a file of the spill store (path, size), made on the first read.
+    """The frame item's JPEG as a file of the spill store (path, unpadded size), made on the first read.
 
     Why a block, and why on disk: `cp -r` (coreutils) reads a big folder in inode order, which for
     slyfs is a hash of the path, so frames are asked for in random order. Decoding one frame alone
