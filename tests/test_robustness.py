@@ -13,13 +13,16 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from slyfs.imports.jobs import JobStore
 from slyfs.platform.local import LocalStore
 from tests.helpers.images import image_bytes
 from tests.helpers.mount import SLYFS, is_mounted, mounted, slyfs
@@ -261,6 +264,25 @@ def test_kill_9_and_full_disk_rounds_import_everything_once(demo_store: Path, tm
     print(f"rounds={rounds} kill -9={kills} disk full={fills} imports lost or duplicated={len(lost)}")
     assert lost == []
 
+
+
+def test_a_job_database_opened_on_a_read_only_disk_is_reopened_to_write(tmp_path: Path) -> None:
+    """SQLite opens a database on a read-only disk read-only, and that connection stays read-only once
+    the disk is writable again: a probe reconnects, so the pause ends (it did only when the first probe
+    came after the disk was writable again: the test below failed now and then)."""
+    with small_tmpfs(tmp_path / "disk") as disk:
+        jobs = JobStore(disk / "jobs.db")
+        # a mount killed with its database open: the -wal and -shm files stay (they let it open read-only)
+        subprocess.run([sys.executable, "-c", "import os, sys; from slyfs.imports.jobs import JobStore; "
+                        "JobStore(sys.argv[1]).open(); os._exit(0)", str(jobs.path)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        jobs.all()  # a connection opened while the disk is read-only
+        subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            jobs.probe()
+        jobs.reconnect()
+        jobs.probe()
+        jobs.close()
 
 
 def test_read_only_staging_disk_starts_paused_and_resumes(demo_store: Path, tmp_path: Path) -> None:

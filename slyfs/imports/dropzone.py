@@ -365,6 +365,7 @@ class DropZone:
     def _probe(self) -> None:
         """In a worker thread: raise unless the disk takes writes again (room for the reserve and
         a safety margin, the reserve itself, a write to the job records)."""
+        self.jobs.reconnect()
         if not self._started:
             self._start()
         free = self._free_space()

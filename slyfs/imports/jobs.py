@@ -99,6 +99,13 @@ class JobStore:
         self.path = path
         self.readonly = readonly  # for `slyfs status`: reads even a database on a read-only disk
         self._local = threading.local()
+        self._generation = 0  # connections of an older generation are reopened (`reconnect`)
+
+    def reconnect(self) -> None:
+        """Have every thread open a new connection on its next use. SQLite opens a database on a
+        read-only disk read-only, and the connection stays so after the disk is writable again: a
+        probe of a disk that was read-only must not use one (the pause never ended, now and then)."""
+        self._generation += 1
 
     def open(self) -> None:
         """Create the table if needed. A database that is not one (a torn or overwritten file) is set
@@ -119,7 +126,11 @@ class JobStore:
     @property
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
+        if db is not None and self._local.generation != self._generation:
+            db.close()
+            db = self._local.db = None
         if db is None:
+            self._local.generation = self._generation
             if self.readonly:
                 db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
                 try:
