@@ -142,6 +142,7 @@ class DropZone:
             self._start()
         except Exception as e:  # the mount starts anyway; the runner retries the start
             log.exception("the import staging %s cannot be opened", staging)
+            self.jobs.close()  # opened on a read-only disk, it would keep the database read-only (`_probe`)
             self._pause(disk_fault(e) or f"the staging folder cannot be opened: {type(e).__name__}: {e}")
 
     def root(self) -> ImportRoot:
@@ -366,15 +367,21 @@ class DropZone:
         """In a worker thread: raise unless the disk takes writes again (room for the reserve and
         a safety margin, the reserve itself, a write to the job records)."""
         self.jobs.reconnect()
-        if not self._started:
-            self._start()
-        free = self._free_space()
-        if free < LOW_SPACE and not (self.staging / RESERVE_FILE).exists():
-            raise OSError(errno.ENOSPC, f"{free} bytes free", str(self.staging))
-        self._keep_reserve()
-        if self._free_space() < LOW_SPACE:
-            raise OSError(errno.ENOSPC, "less than 1 MiB free", str(self.staging))
-        self.jobs.probe()
+        try:
+            if not self._started:
+                self._start()
+            free = self._free_space()
+            if free < LOW_SPACE and not (self.staging / RESERVE_FILE).exists():
+                raise OSError(errno.ENOSPC, f"{free} bytes free", str(self.staging))
+            self._keep_reserve()
+            if self._free_space() < LOW_SPACE:
+                raise OSError(errno.ENOSPC, "less than 1 MiB free", str(self.staging))
+            self.jobs.probe()
+        except BaseException:
+            # SQLite shares a database's WAL index among the process's connections, read-only if the
+            # first was opened on a read-only disk: none that failed may stay open past the fault
+            self.jobs.close()
+            raise
 
     async def _retry(self) -> None:
         """Probe the disk now and then while paused; once it works, every paused import is pending
