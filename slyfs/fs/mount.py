@@ -7,9 +7,7 @@ mount is served, not at the top: `slyfs unmount` imports this module and must st
 from __future__ import annotations
 
 import atexit
-import ctypes
 import errno
-import gc
 import logging
 import os
 import shutil
@@ -77,33 +75,6 @@ def fuse_options(extra: list[str]) -> set[str]:
 STOP_GRACE_SECONDS = 0.5  # once told to stop, how long the process may take before it exits anyway
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-GC_THRESHOLD = 10_000  # young objects allocated between collections (CPython: 700)
-
-
-def tune_malloc() -> None:
-    """One malloc arena for all threads, before the worker threads start: glibc's default (an arena
-    per thread) kept freed listing memory in the mount (`ls -lR voc/` of 100,000 images: 358 MB peak,
-    348 MB with one arena). The mmap threshold is left to grow as glibc does: fixed at 128 KiB it
-    saved another 11 MB there, but then every decoded video frame (8 MB at 1080p) was a fresh mmap,
-    page-faulted in and unmapped again: exporting 201 frames took 2.4 s instead of 1.7 s.
-    Not glibc (or no ctypes): nothing to do."""
-    try:
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        pass
-
-
-def tune_gc() -> None:
-    """Collect young objects less often, and never scan what exists at mount time again. Listing a
-    big folder makes 100,000s of nodes and parses as many annotations (hundreds of containers each);
-    at CPython's threshold (700) the collector ran every few annotations. Measured on 100,000 images
-    (scripts/bench_views.py, interleaved): `ls -lR sly/` 5.75 -> 5.0 s, `ls -lR yolo/` 42.7 -> 38.9 s.
-    What the mount holds is mostly acyclic (nodes, rows, parsed JSON), which refcounting frees."""
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
-
-
 def serve_forever(
     mountpoint: Path,
     root: DirNode,
@@ -126,6 +97,7 @@ def serve_forever(
 
     from slyfs.fs.operations import SlyOperations
     from slyfs.platform.budget import DEFAULT_MEMORY
+    from slyfs.process import tune_gc, tune_malloc
 
     tune_malloc()
     tune_gc()
