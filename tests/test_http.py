@@ -316,6 +316,9 @@ def test_pages_cut_by_the_index_agree_with_filtered_ones(tmp_path: Path) -> None
             paged = [e["id"] for page in range(1, 6)
                      for e in api(served, "images.list", {**body, "page": page}).json()["entities"]]
             assert paged == expected
+            paged = [e["imageId"] for page in range(1, 6)
+                     for e in api(served, "annotations.list", {**body, "page": page}).json()["entities"]]
+            assert paged == expected
             assert everything(served, "images.list", body, "id") == expected
             assert everything(served, "annotations.list", body, "imageId") == expected
             # a filter that keeps everything takes the in-memory path: the same pages
@@ -332,6 +335,8 @@ def test_pages_cut_by_the_index_agree_with_filtered_ones(tmp_path: Path) -> None
         for cursor in ("nonsense", str(1 << 70)):
             assert api(served, "images.list", {"datasetId": ds.id, "pagination_mode": "token",
                                                "after": cursor}).status_code == 400
+        for method in ("images.list", "annotations.list"):
+            assert api(served, method, {"datasetId": 1 << 40}).status_code == 404
         far = api(served, "images.list", {"datasetId": ds.id, "page": 1 << 70}).json()
         assert far["total"] == len(ids) - 1 and far["entities"] == []
         # `id in` loads just those rows; ids given as text match as before

@@ -460,6 +460,11 @@ class LocalStore(Platform):
     def get_dataset(self, dataset_id: int) -> Dataset:
         return self._dataset(self._one(self._DATASET_SQL + " WHERE d.id=?", (dataset_id,), f"dataset {dataset_id}"))
 
+    def check_dataset(self, dataset_id: int) -> None:
+        """NotFound unless the dataset exists: what a list request checks on every page, without the
+        count of its images that `get_dataset` makes (8 ms at 100,000)."""
+        self._one("SELECT 1 FROM datasets WHERE id=?", (dataset_id,), f"dataset {dataset_id}")
+
     def create_dataset(
         self, project_id: int, name: str, parent_id: int | None = None, description: str = ""
     ) -> Dataset:
@@ -524,16 +529,20 @@ class LocalStore(Platform):
         where, args = self._in_datasets(dataset_ids, "dataset_id")
         return int(self._db.execute(f"SELECT COUNT(*) FROM images WHERE {where}", args).fetchone()[0])
 
-    @staticmethod
-    def _keyset(
-        column: str, after: int | None, offset: int, limit: int, descending: bool
+    @classmethod
+    def _page_of_images(
+        cls, dataset_ids: Sequence[int], after: int | None, offset: int, limit: int, descending: bool
     ) -> tuple[str, tuple[int, ...]]:
-        """` AND <column> beyond the cursor ORDER BY ... LIMIT/OFFSET` for a page in key order."""
-        sql, args = "", tuple[int, ...]()
+        """` AND i.id IN (...) ORDER BY i.id` for one page of the datasets' images in id order: past
+        `after` (keyset), then `offset` in. The page's ids are cut from the (dataset_id, id) index alone:
+        an OFFSET on the query itself steps through every skipped image and its annotation row (a page
+        at 99,000 of 100,000 took 160 ms, the whole list by pages 30 s of the server's time; 12 ms so)."""
+        where, args = cls._in_datasets(dataset_ids, "dataset_id")
+        order = "DESC" if descending else "ASC"
         if after is not None:
-            sql, args = f" AND {column}{'<' if descending else '>'}?", (after,)
-        sql += f" ORDER BY {column} {'DESC' if descending else 'ASC'} LIMIT ? OFFSET ?"
-        return sql, (*args, limit, offset)
+            where, args = f"{where} AND id{'<' if descending else '>'}?", (*args, after)
+        ids = f"SELECT id FROM images WHERE {where} ORDER BY id {order} LIMIT ? OFFSET ?"
+        return f" AND i.id IN ({ids}) ORDER BY i.id {order}", (*args, limit, offset)
 
     def images_page(
         self, dataset_ids: Sequence[int], *, after: int | None = None, offset: int = 0, limit: int = 500,
@@ -550,7 +559,7 @@ class LocalStore(Platform):
         """`images_page` as dicts of ImageInfo's fields, for a caller that only passes them on (the
         server's listing): building the models would cost as much as the query."""
         where, args = self._in_datasets(dataset_ids)
-        tail, more = self._keyset("i.id", after, offset, limit, descending)
+        tail, more = self._page_of_images(dataset_ids, after, offset, limit, descending)
         rows = self._db.execute(f"{self._IMAGE_SQL} WHERE {where}{tail}", (*args, *more))
         return [self._image_fields(r) for r in rows]
 
@@ -760,7 +769,7 @@ class LocalStore(Platform):
         descending: bool = False,
     ) -> list[AnnotationInfo]:
         """Every image's annotation (empty when it has none) in image id order, one page of them."""
-        tail, more = self._keyset("i.id", after, offset, limit, descending)
+        tail, more = self._page_of_images([dataset_id], after, offset, limit, descending)
         rows = self._db.execute(self._ANNOTATION_SQL + tail, (dataset_id, *more)).fetchall()
         return [self._annotation(dataset_id, r) for r in rows]
 

@@ -114,6 +114,9 @@ class ScopedStore:
         self._check("dataset", dataset_id)
         return self.store.get_dataset(dataset_id)
 
+    def check_dataset(self, dataset_id: int) -> None:
+        self._check("dataset", dataset_id)
+
     def create_dataset(self, project_id: int, name: str, parent_id: int | None = None, description: str = ""
                        ) -> Dataset:
         self._check("project", project_id, write=True)

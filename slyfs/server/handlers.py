@@ -348,7 +348,7 @@ def images_list(store: LocalStore, call: Call) -> Any:
     dataset_id = int_param(p, "datasetId", required=False)
     if dataset_id is not None:
         dataset_ids = _descendants(store, dataset_id) if truthy(p.get("recursive")) else [dataset_id]
-        store.get_dataset(dataset_id)
+        store.check_dataset(dataset_id)
     else:
         project_id = int_param(p, "projectId", required=False)
         if project_id is None:
@@ -592,7 +592,7 @@ def annotation_api(info: AnnotationInfo) -> dict[str, Any]:
 def annotations_list(store: LocalStore, call: Call) -> Any:
     p = obj(call)
     dataset_id = req_int(p, "datasetId")
-    store.get_dataset(dataset_id)
+    store.check_dataset(dataset_id)
 
     def fetch(after: int | None, offset: int, limit: int, descending: bool) -> list[dict[str, Any]]:
         page = store.annotations_page(dataset_id, after=after, offset=offset, limit=limit, descending=descending)

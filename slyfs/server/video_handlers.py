@@ -48,7 +48,7 @@ def videos_list(store: LocalStore, call: Call) -> Any:
     p = obj(call)
     dataset_id = int_param(p, "datasetId", required=False)
     if dataset_id is not None:
-        store.get_dataset(dataset_id)
+        store.check_dataset(dataset_id)
         dataset_ids = [dataset_id]
     else:
         project_id = int_param(p, "projectId", required=False)
