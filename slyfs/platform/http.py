@@ -42,6 +42,7 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,6 +103,7 @@ UPLOAD_ROUNDS = 3  # as the SDK: re-upload hashes the server did not confirm, up
 CHUNK = 256 << 10
 DOWNLOAD_CHUNK = 1 << 20  # the most a read of a bulk download takes at once
 ANNOTATION_PAGE = 200  # smaller pages pipeline better: the server makes one while the client converts the last
+PAGES_AHEAD = 2  # pages of a list asked for ahead of need (`_iter_pages`)
 MIN_TIMEOUT = 0.5  # a last try at the end of the budget still gets this long
 PAGE_KEYS = ("total", "perPage", "pagesCount", "entities")
 GEOMETRY_BATCH = 100  # figures.bulk.upload.geometry pairs a request, as the SDK sends them
@@ -236,7 +238,8 @@ class SuperviselyClient(Platform):
         """Threads for requests sent ahead of need (the next page of a list)."""
         with self._sessions_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slyfs-http")
+                # PAGES_AHEAD for each of two lists read at once (a folder's images and its annotations)
+                self._executor = ThreadPoolExecutor(max_workers=2 * PAGES_AHEAD, thread_name_prefix="slyfs-http")
             return self._executor
 
     def close(self) -> None:
@@ -395,7 +398,7 @@ class SuperviselyClient(Platform):
     def _iter_pages(
         self, method: str, payload: dict[str, Any], key: str, per_page: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Items fetched page by page (a generator): memory stays at one page.
+        """Items fetched page by page (a generator): memory stays at PAGES_AHEAD + 1 pages.
 
         Items are de-duplicated by `key`, since a concurrent deletion shifts later items into a
         page already read; a `total` that moves is logged, not fatal (the listing is a snapshot
@@ -406,34 +409,36 @@ class SuperviselyClient(Platform):
             body["per_page"] = per_page
         seen: set[Any] = set()
         first_total: int | None = None
-        page_no = 1
-        answer = self._call(method, {**body, "page": page_no})
-        while True:
-            page = self._page(method, answer)
-            if first_total is None:
-                first_total = page.total
-            elif page.total != first_total:
-                log.info("%s: total moved from %d to %d while paging", method, first_total, page.total)
-            following: Future[Any] | None = None
-            if page_no < page.pages_count and page.entities:
-                # asked for now, so the server makes the next page while the caller uses this one
+        answer = self._call(method, {**body, "page": 1})
+        asked = 1  # the last page asked for
+        # pages asked for before they are needed, so the server makes them while the caller uses this
+        # one; one alone left the server idle while each answer was parsed here
+        ahead: deque[Future[Any]] = deque()
+        try:
+            while True:
+                page = self._page(method, answer)
+                if first_total is None:
+                    first_total = page.total
+                elif page.total != first_total:
+                    log.info("%s: total moved from %d to %d while paging", method, first_total, page.total)
+                if not page.entities:  # past the end (the list shrank meanwhile)
+                    return
                 body["per_page"] = page.per_page
-                following = self._pool().submit(self._call, method, {**body, "page": page_no + 1})
-            try:
+                while asked < page.pages_count and len(ahead) < PAGES_AHEAD:
+                    asked += 1
+                    ahead.append(self._pool().submit(self._call, method, {**body, "page": asked}))
                 for entity in page.entities:
                     k = entity.get(key)
                     if k in seen:
                         continue
                     seen.add(k)
                     yield entity
-            except BaseException:  # the caller stopped early (GeneratorExit) or failed: the page is not wanted
-                if following is not None:
-                    following.cancel()
-                raise
-            if following is None:
-                return
-            answer = following.result()
-            page_no += 1
+                if not ahead:
+                    return
+                answer = ahead.popleft().result()
+        finally:  # the caller stopped early (GeneratorExit) or a page failed: the rest is not wanted
+            for following in ahead:
+                following.cancel()
 
     # ---- reading -----------------------------------------------------------------------------
     def server_version(self) -> str:
