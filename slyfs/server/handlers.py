@@ -424,7 +424,7 @@ def images_bulk_add(store: LocalStore, call: Call) -> Any:
             new.append(NewImage(name=name, link=str(item["link"]), meta=meta))
         else:
             raise ApiError(400, f"image {name!r}: give `hash`, `link` or `imageId` (blob sources are not supported)")
-    store.get_dataset(dataset_id)
+    store.check_dataset(dataset_id)
     try:
         infos = store.add_images(dataset_id, new)
     except NameConflict as e:

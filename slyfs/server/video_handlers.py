@@ -125,7 +125,7 @@ def videos_bulk_add(store: LocalStore, call: Call) -> Any:
         if not isinstance(h, str) or not _is_hash(h):
             raise ApiError(400, f"video {name!r}: give the `hash` of uploaded bytes (links are not supported)")
         new.append((name, h, meta))
-    store.get_dataset(dataset_id)
+    store.check_dataset(dataset_id)
     try:
         infos = store.add_video_items(dataset_id, new)
     except NameConflict as e:
