@@ -194,6 +194,76 @@ def test_listed_and_stated_files_hold_no_parsed_annotation(big: tuple[LocalStore
     assert per_file < 700, f"{per_file:.0f} bytes held per listed file"
 
 
+def test_what_is_made_from_unchanged_image_lists_is_not_made_again_after_the_ttl(store: LocalStore) -> None:
+    """After the TTL the image lists are fetched again. Unchanged, the list is the very object held
+    before, so what a view made from it (voc/'s ids of every image) is that very object too, and is not
+    held twice while files listed before still hold the first. A changed list shares its unchanged rows,
+    and what is made from it is made again."""
+    import time
+
+    from slyfs.formats.voc.view import voc_project
+    from tests.test_views_common import SDK_PROJECT, load_sly_folder
+
+    pid = load_sly_folder(store, SDK_PROJECT)
+    project = store.get_project(pid)
+    ds = next(d for d in store.list_datasets(pid) if d.name == "val")
+    platform = CachedPlatform(store, ttl=0.2)
+    ctx = ViewContext(platform)
+    images, made = platform.images(ds.id), voc_project(ctx, project)
+    time.sleep(0.3)
+    assert platform.images(ds.id) is images
+    assert voc_project(ctx, project) is made
+
+    png = (SDK_PROJECT / "val" / "img" / "img_2.png").read_bytes()
+    store.add_images_bytes(ds.id, [("img_9.png", png)])
+    time.sleep(0.3)
+    fresh = platform.images(ds.id)
+    assert fresh is not images and len(fresh) == len(images) + 1
+    assert all(new is old for new, old in zip(fresh.rows, images.rows, strict=False))  # shared, not copied
+    remade = voc_project(ctx, project)
+    assert remade is not made and "img_9" in {it.vid for it in remade.items} - {it.vid for it in made.items}
+
+
+def test_label_sizes_of_unchanged_annotations_are_not_worked_out_again_after_the_ttl(
+        store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """yolo/'s label sizes are worked out for every task from one parse of each annotation. They are kept
+    past the TTL, checked against each annotation's version: `ls -lR yolo/` of 100,000 images outlasts a
+    TTL of 60 s, and the sizes of segment/ must not cost a second parse of everything detect/ parsed."""
+    import time
+
+    import slyfs.formats.yolo.view as yolo_view
+    from slyfs.formats.registry import registry
+    from tests.test_views_common import SDK_PROJECT, load_sly_folder, walk
+
+    parsed: list[int] = []
+    parse = yolo_view.parse_annotation
+    monkeypatch.setattr(yolo_view, "parse_annotation", lambda info, *a: parsed.append(info.image_id) or parse(info, *a))
+    pid = load_sly_folder(store, SDK_PROJECT)
+    project = store.get_project(pid)
+    ctx = ViewContext(CachedPlatform(store, ttl=0.2))
+
+    def label_sizes() -> dict[str, int]:
+        files = walk(registry().view("yolo")(ctx, project))
+        return {path: f.size for path, f in files.items() if "/labels/" in path}
+
+    first = label_sizes()
+    tasks = {path.split("/")[0] for path in first}
+    assert len(tasks) > 1 and len(parsed) == len(first) // len(tasks)  # one parse per image for every task
+    time.sleep(0.3)
+    parsed.clear()
+    assert label_sizes() == first and parsed == []
+
+    ds = next(d for d in store.list_datasets(pid) if d.name == "val")
+    info = next(store.iter_annotations(ds.id))
+    store.set_annotations(ds.id, [(info.image_id, {**info.annotation, "objects": info.annotation["objects"][:1]})])
+    time.sleep(0.3)
+    again = label_sizes()
+    assert parsed == [info.image_id]
+    changed = {p for p in first if again[p] != first[p]}
+    stem = info.image_name.rsplit(".", 1)[0]
+    assert changed and all(p.endswith(f"/val/{stem}.txt") for p in changed)
+
+
 def test_sly_annotation_files_are_the_stored_texts_sized_without_parsing(store: LocalStore) -> None:
     from slyfs.formats.registry import registry
     from tests.test_views_common import SDK_PROJECT, load_sly_folder, walk

@@ -82,15 +82,17 @@ class SingleFlightCache:
     def maxsize(self) -> float:
         return float(self._cache.maxsize)
 
-    def get(self, key: Hashable, fetch: Callable[[], T]) -> T:
+    def get(self, key: Hashable, fetch: Callable[[], T], valid: Callable[[Any], bool] | None = None) -> T:
+        """The cached value of `key`, else what `fetch` returns. A cached value that `valid` refuses
+        counts as missing (the value is made from other cached data that has changed since)."""
         with self._lock:
-            hit = self._lookup(key)
+            hit = self._lookup(key, valid)
             if hit is not MISSING:
                 return hit
             key_lock = self._inflight.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
-                hit = self._lookup(key)
+                hit = self._lookup(key, valid)
                 if hit is not MISSING:
                     return hit
             try:
@@ -120,13 +122,16 @@ class SingleFlightCache:
         if weight <= self._stale.maxsize // 4:
             self._stale[key] = value
 
-    def _lookup(self, key: Hashable) -> Any:
+    def _lookup(self, key: Hashable, valid: Callable[[Any], bool] | None = None) -> Any:
         """The fresh cached value or MISSING (call with the lock held)."""
         value = self._cache.get(key, MISSING)
         if value is MISSING and self._solo is not None and self._solo[0] == key:
             if time.monotonic() < self._solo[2]:
-                return self._solo[1]
-            self._solo = None
+                value = self._solo[1]
+            else:
+                self._solo = None
+        if value is not MISSING and valid is not None and not valid(value):
+            return MISSING
         return value
 
     def peek(self, key: Hashable) -> Any:
@@ -212,12 +217,27 @@ class ImageList(Sequence[ImageInfo]):
     where an ImageInfo costs ~1.5 KB); each access builds the ImageInfo. Iterating 100,000 of
     them costs about half a second; holding them costs 20 MB instead of 150."""
 
-    def __init__(self, images: Iterable[ImageInfo]) -> None:
+    def __init__(self, images: Iterable[ImageInfo], like: ImageList | None = None) -> None:
+        """`like`: the dataset's list fetched before; its rows that did not change are shared, not
+        held twice (the views' files of the old listing still hold them)."""
         rows: list[bytes] = []
-        for im in images:
+        before = like._rows if like is not None else ()
+        for i, im in enumerate(images):
             extra = im.model_extra or None
-            rows.append(marshal.dumps((*(getattr(im, f) for f in _IMAGE_FIELDS), extra)))
+            row = marshal.dumps((*(getattr(im, f) for f in _IMAGE_FIELDS), extra))
+            rows.append(before[i] if i < len(before) and before[i] == row else row)
         self._rows = rows
+
+    @classmethod
+    def refetched(cls, images: Iterable[ImageInfo], before: ImageList | None) -> ImageList:
+        """The list of `images`, or `before` itself when they are the same images: what was made from
+        `before` (a view's names and ids, `ViewContext.derived`) then stays valid, and is not made
+        and held a second time after each TTL."""
+        fresh = cls(images, like=before)
+        if before is not None and len(fresh._rows) == len(before._rows) and \
+                all(a is b for a, b in zip(fresh._rows, before._rows, strict=True)):
+            return before
+        return fresh
 
     @staticmethod
     def unpack(row: bytes) -> ImageInfo:
@@ -549,6 +569,8 @@ class CachedPlatform:
         # per-dataset image lists (weighed by their packed bytes) and annotation snapshots (on disk)
         self._bundles = SingleFlightCache(ttl, maxsize=share(memory_bytes, "bundles"), getsizeof=_bundle_weight)
         self._parsed = ParsedAnnotations(share(memory_bytes, "parsed"))
+        # each dataset's last image list while anything holds it: a refetch that finds it unchanged returns it
+        self._image_lists: weakref.WeakValueDictionary[int, ImageList] = weakref.WeakValueDictionary()
         self._snapshot_parent = snapshot_dir
         self._snapshots: SnapshotDir | None = None
         self._snapshots_lock = threading.Lock()
@@ -610,7 +632,9 @@ class CachedPlatform:
         """The dataset's images by id, fetched page by page, held packed (see ImageList)."""
 
         def fetch() -> ImageList:
-            return ImageList(self.platform.iter_images(dataset_id))
+            fresh = ImageList.refetched(self.platform.iter_images(dataset_id), self._image_lists.get(dataset_id))
+            self._image_lists[dataset_id] = fresh
+            return fresh
 
         return self._bundles.get(("images", dataset_id), lambda: self._call(fetch))
 

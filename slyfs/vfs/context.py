@@ -3,17 +3,22 @@ per-TTL listing cache, each sized from the mount's memory budget (`slyfs mount -
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slyfs.platform.budget import share
-from slyfs.platform.cached import CachedPlatform, SingleFlightCache
+from slyfs.platform.cached import CachedPlatform, ImageList, SingleFlightCache
 from slyfs.vfs.cache import RenderCache
 from slyfs.vfs.frames import Frames
 
 if TYPE_CHECKING:
     from slyfs.vfs.spill import SpillStore
 
+T = TypeVar("T")
+
+DERIVED_BYTES_PER_IMAGE = 400  # a value made per image (a VOC id record) and its image's packed row, measured
 NODE_BYTES = 2048  # what one node of a cached listing holds, about (the node, its image record, its index slot)
 
 
@@ -24,6 +29,12 @@ def listing_weight(value: Any) -> float:
     if isinstance(value, list | dict):
         return max(len(value), 1) * NODE_BYTES
     return NODE_BYTES
+
+
+def derived_weight(entry: tuple[tuple[Any, ...], Any]) -> float:
+    """Bytes a `ViewContext.derived` value holds, about: DERIVED_BYTES_PER_IMAGE per image of its basis."""
+    basis, _ = entry
+    return max(sum(len(b) for b in basis if isinstance(b, ImageList)), 1) * DERIVED_BYTES_PER_IMAGE
 
 
 @dataclass
@@ -43,8 +54,11 @@ class ViewContext:
     listings: SingleFlightCache = field(init=False)
     sizes: SingleFlightCache = field(init=False)
     """Sizes of generated files worked out together (yolo's tasks), apart from `listings`: a heavy
-    listing there clears the others, and these must outlive it. Values have an `nbytes`."""
+    listing there clears the others, and these must outlive it. Values have an `nbytes`. Kept past the
+    TTL, within the "sizes" share: each size is stored with its annotation's version and checked
+    against it, so a listing made after the TTL finds the sizes of what did not change."""
     frames: Frames = field(init=False)
+    _derived: SingleFlightCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         budget = self.platform.memory_bytes
@@ -53,9 +67,25 @@ class ViewContext:
         # A listing larger than the whole share is still kept, alone, for its TTL (SingleFlightCache).
         self.listings = SingleFlightCache(self.platform.ttl, maxsize=share(budget, "listings"),
                                           getsizeof=listing_weight)
-        self.sizes = SingleFlightCache(self.platform.ttl, maxsize=share(budget, "sizes"),
+        self.sizes = SingleFlightCache(math.inf, maxsize=share(budget, "sizes"),
                                        getsizeof=lambda v: float(v.nbytes))
         self.frames = Frames(share(budget, "frames"))
+        # within the listings' share: the files listed from a derived value hold it anyway while they live
+        self._derived = SingleFlightCache(math.inf, maxsize=share(budget, "listings"), getsizeof=derived_weight)
+
+    def derived(self, key: Hashable, basis: tuple[Any, ...], make: Callable[[], T]) -> T:
+        """What `make` builds from `basis` (a project's inputs, its image lists), kept while the basis is
+        the same rather than for a TTL: the platform's caches refetch the basis after each TTL, and hand
+        back the very objects when nothing changed (`ImageList.refetched`). Rebuilt each TTL instead, a
+        view's per-image facts (VOC ids of 100,000 images) were held twice once a listing made from the
+        first copy outlived it (`ls -lR voc/` over `slyfs serve`: 330 MB)."""
+
+        def same(entry: tuple[tuple[Any, ...], Any]) -> bool:
+            kept = entry[0]
+            return len(kept) == len(basis) and all(a is b or a == b for a, b in zip(kept, basis, strict=True))
+
+        entry: tuple[tuple[Any, ...], T] = self._derived.get(key, lambda: (basis, make()), valid=same)
+        return entry[1]
 
     def invalidate(self) -> None:
         self.platform.invalidate()

@@ -525,14 +525,15 @@ class VocProject:
 
 
 def voc_project(ctx: ViewContext, project: Project) -> VocProject:
-    """The project's VOC ids (built from the image lists only), once per TTL."""
+    """The project's VOC ids (built from the image lists only), made again when those change."""
     inputs = project_inputs(ctx, project)
+    lists = [dataset_images(ctx, inputs, ds.id) for ds in inputs.datasets]
 
     def make() -> VocProject:
-        return VocProject(inputs, voc_ids([(ds, inputs.flat[ds.id], dataset_images(ctx, inputs, ds.id))
-                                           for ds in inputs.datasets]))
+        return VocProject(inputs, voc_ids([(ds, inputs.flat[ds.id], images)
+                                           for ds, images in zip(inputs.datasets, lists, strict=True)]))
 
-    return ctx.listings.get(("voc-items", project.id, inputs.meta_hash), make)
+    return ctx.derived(("voc-items", project.id), (inputs, *lists), make)
 
 
 class VocProjectDir(IndexedDir):

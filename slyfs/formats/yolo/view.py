@@ -606,8 +606,14 @@ class TaskSizes:
         return count * (8 + 4 * tasks)
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(images, tasks)"""
+        count, tasks = self._sizes.shape
+        return count, tasks
+
+    @property
     def nbytes(self) -> int:
-        return self.bytes_for(*self._sizes.shape)
+        return self.bytes_for(*self.shape)
 
     @staticmethod
     def key(row: bytes, ann: AnnVersion | None) -> int:
@@ -628,11 +634,12 @@ class TaskSizes:
 
 def task_sizes(ctx: ViewContext, key: Hashable, count: int, tasks: int) -> TaskSizes | None:
     """The `TaskSizes` of one dataset's label folders (`key`: the project's, the dataset's and the label
-    spec's identity), kept in the context's sizes cache for the TTL; None when the table would not fit
-    the mount's "sizes" share of the budget (then each task parses again)."""
+    spec's identity), kept in the context's sizes cache while the dataset has `count` images (each row
+    is checked against its image and annotation version); None when the table would not fit the
+    mount's "sizes" share of the budget (then each task parses again)."""
     if TaskSizes.bytes_for(count, tasks) > ctx.sizes.maxsize:
         return None
-    return ctx.sizes.get(key, lambda: TaskSizes(count, tasks))
+    return ctx.sizes.get(key, lambda: TaskSizes(count, tasks), valid=lambda t: t.shape == (count, tasks))
 
 
 @dataclass(frozen=True, eq=False, slots=True)
