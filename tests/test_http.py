@@ -158,6 +158,21 @@ def test_resets_mid_stream_resume(data: Fixture) -> None:
     assert injected.count("images.bulk.download") >= 2 and "images.download" in injected
 
 
+def test_lists_read_past_answers_that_are_not_json(data: Fixture) -> None:
+    """A list's pages, the ones asked for ahead included (kept as bytes until needed), answered with
+    status 200 and an HTML page instead of JSON: each is asked for again, and the list is whole."""
+    with serve_store(data.root, faults="rate=0.3,seed=3,kinds=garbled") as served:
+        client = served.client(base_sleep=0.05, retry_budget=20)
+        for _ in range(3):
+            ids = [i.id for i in client.iter_images(data.dataset_id, page_size=5)]
+            assert ids == sorted(data.images)
+            anns = list(client.iter_annotations(data.dataset_id))
+            assert [a.image_id for a in anns] == ids
+        client.close()
+        injected = re.findall(r"fault injected: garbled on (\S+)", served.log_text())
+    assert injected.count("images.list") >= 2, injected
+
+
 def test_labels_written_once_despite_lost_answers(tmp_path: Path) -> None:
     """figures.bulk.add is not idempotent: resets after the server applied it must not duplicate labels."""
     import numpy as np

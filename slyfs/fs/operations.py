@@ -43,7 +43,7 @@ PUSH_BYTES = 1 << 20
 # What the memory budget (`slyfs mount --memory`) buys here: the kernel holds an inode for every file
 # `ls -lR` showed (1.5 million in masks/ of 100,000 images), and each costs us an entry and its node.
 INODE_BYTES = 800  # an Entry, its node and its path, measured at 100,000 files
-LISTED_BYTES = 170  # a kept readdir entry and its path
+LISTED_BYTES = 100  # a kept readdir entry (its slot, the entry, its size), measured
 INODE_GRACE = 5.0  # seconds an inode of the folder read last is kept whatever the budget: `ls -l` of a
 # folder larger than the budget's share stats each entry after reading the whole folder, and
 # `find | xargs cat` opens them, and neither must find them given back. Only that folder's: the one
@@ -67,10 +67,10 @@ class Entry:
 @dataclass(slots=True)
 class DirEntry:
     """One readdir entry, kept small (a listing of 100,000 files is kept whole): the size the worker
-    thread learned, not an EntryAttributes (200 bytes each), which readdir makes as it hands out."""
+    thread learned, not an EntryAttributes (200 bytes each), nor its path (120 bytes: the folder's
+    path and the node's name), which readdir makes as it hands the entry out."""
 
     node: Node
-    path: tuple[str, ...]
     size: int  # a file's size; ignored for folders
     attrs: pyfuse3.EntryAttributes | None = None  # staged entries only: their attributes come from disk
 
@@ -413,16 +413,16 @@ class SlyOperations(pyfuse3.Operations):
             children = node.children()
             if previous is not None and previous.children is children:
                 return previous
-            return Listing(children, [self._dir_entry(c, path + (c.name,)) for c in children])
+            return Listing(children, [self._dir_entry(c) for c in children])
 
         listing = await self.run(snapshot)
         self._keep_listing(path, listing)
         return self._new_handle(DirHandle(path, listing.entries))
 
-    def _dir_entry(self, node: Node, path: tuple[str, ...]) -> DirEntry:
+    def _dir_entry(self, node: Node) -> DirEntry:
         if isinstance(node, StagedFile | StagedDir):
-            return DirEntry(node, path, 0, self._staged_attrs(node, 0))
-        return DirEntry(node, path, node.size if isinstance(node, FileNode) else 0)
+            return DirEntry(node, 0, self._staged_attrs(node, 0))
+        return DirEntry(node, node.size if isinstance(node, FileNode) else 0)
 
     def _keep_listing(self, path: tuple[str, ...], listing: Listing) -> None:
         """Remember the latest listings, least recently listed dropped past `max_listed` entries."""
@@ -436,16 +436,17 @@ class SlyOperations(pyfuse3.Operations):
 
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle: DirHandle = self.handles[fh]
-        entries = handle.entries
-        self._reading = handle.path
+        entries, folder = handle.entries, handle.path
+        self._reading = folder
         for i in range(start_id, len(entries)):
             e = entries[i]
-            ino = self._inode_for(e.path)
+            path = folder + (e.node.name,)
+            ino = self._inode_for(path)
             attrs = e.attrs if e.attrs is not None else self.attrs(e.node, ino, e.size)
             attrs.st_ino = ino
-            if not readdir_reply(token, os.fsencode(e.path[-1]), attrs, i + 1):
+            if not readdir_reply(token, os.fsencode(e.node.name), attrs, i + 1):
                 return
-            self._register(e.node, e.path)
+            self._register(e.node, path)
             self.entries[ino].lookups += 1
 
     async def releasedir(self, fh: int) -> None:

@@ -312,16 +312,20 @@ class SuperviselyClient(Platform):
             finally:
                 resp.close()
 
-    def _call(self, method: str, payload: Any = None, *, files: list[Any] | None = None, once: bool = False) -> Any:
+    def _call(self, method: str, payload: Any = None, *, files: list[Any] | None = None, once: bool = False,
+              parse: bool = True) -> Any:
         """One API call answered with JSON, retried as the SDK does within the budget.
 
         `once`: the call is not idempotent; a failure after it may have reached the server raises
-        `_MaybeApplied` instead of sending it again.
+        `_MaybeApplied` instead of sending it again. `parse=False`: the body's bytes, which the caller
+        parses when it needs them (`_iter_pages`).
         """
         retry = _Retry(self, method, once=once)
         while True:
             resp = self._open(retry, {} if payload is None else payload, files=files)
             try:
+                if not parse:
+                    return resp.content
                 return orjson.loads(resp.content)  # several times requests' json(); its errors are ValueErrors
             except TRANSPORT_ERRORS as e:  # the body broke off
                 retry.troubled = True
@@ -330,6 +334,14 @@ class SuperviselyClient(Platform):
                 retry.failed("HTTP 200 with a body that is not JSON")
             finally:
                 resp.close()
+
+    def _loaded(self, method: str, payload: Any, raw: bytes) -> Any:
+        """The JSON of an answer `_call(parse=False)` gave; a body that is not JSON (an HTTP 200 cut
+        short) is asked for again, with the retries `_call` makes."""
+        try:
+            return orjson.loads(raw)
+        except ValueError:
+            return self._call(method, payload)
 
     def _error(self, method: str, resp: requests.Response, *, after_trouble: bool = False) -> PlatformError:
         """The exception for a non-retryable answer, with the server's own words."""
@@ -398,7 +410,8 @@ class SuperviselyClient(Platform):
     def _iter_pages(
         self, method: str, payload: dict[str, Any], key: str, per_page: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Items fetched page by page (a generator): memory stays at PAGES_AHEAD + 1 pages.
+        """Items fetched page by page (a generator): memory stays at one parsed page and PAGES_AHEAD
+        pages' bytes.
 
         Items are de-duplicated by `key`, since a concurrent deletion shifts later items into a
         page already read; a `total` that moves is logged, not fatal (the listing is a snapshot
@@ -426,7 +439,8 @@ class SuperviselyClient(Platform):
                 body["per_page"] = page.per_page
                 while asked < page.pages_count and len(ahead) < PAGES_AHEAD:
                     asked += 1
-                    ahead.append(self._pool().submit(self._call, method, {**body, "page": asked}))
+                    # kept as bytes until needed: a parsed page of annotations is 6 times its JSON
+                    ahead.append(self._pool().submit(self._call, method, {**body, "page": asked}, parse=False))
                 for entity in page.entities:
                     k = entity.get(key)
                     if k in seen:
@@ -435,7 +449,8 @@ class SuperviselyClient(Platform):
                     yield entity
                 if not ahead:
                     return
-                answer = ahead.popleft().result()
+                number = asked - len(ahead) + 1
+                answer = self._loaded(method, {**body, "page": number}, ahead.popleft().result())
         finally:  # the caller stopped early (GeneratorExit) or a page failed: the rest is not wanted
             for following in ahead:
                 following.cancel()

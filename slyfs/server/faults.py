@@ -9,9 +9,11 @@ retries and stream resumption are exercised end to end on loopback:
 - `reset`: the request is handled, the status line and headers go out, then the connection is
   closed after a random part of the body (up to 64 KiB, never all of it): a truncated response,
   as when a connection resets, which hits streamed bulk downloads between or inside parts;
-- `slow`: the answer comes `delay` seconds late.
+- `slow`: the answer comes `delay` seconds late;
+- `garbled`: the request is handled, and a JSON answer comes back with status 200 and a body that
+  is not JSON (an HTML error page, as a misconfigured proxy gives); other answers go out as they are.
 
-Configured by a spec string: `rate=0.2,seed=1,kinds=500+503+429+reset+slow,delay=2`; `stall_blobs=S`
+Configured by a spec string: `rate=0.2,seed=1,kinds=500+503+429+reset+slow+garbled,delay=2`; `stall_blobs=S`
 makes every upload wait S seconds after its blobs are stored, before their rows are committed.
 """
 
@@ -27,7 +29,8 @@ from typing import Any
 
 import anyio
 
-KINDS = ("500", "503", "429", "reset", "slow")
+KINDS = ("500", "503", "429", "reset", "slow", "garbled")
+GARBLED_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 RESET_MAX_BYTES = 64 << 10
 
 Scope = MutableMapping[str, Any]
@@ -124,6 +127,8 @@ class FaultInjector:
             await self.app(scope, receive, send)
         elif kind == "reset":
             await self.app(scope, receive, _truncating(send, cut))
+        elif kind == "garbled":
+            await self.app(scope, receive, _garbling(send))
         else:
             await _error(send, int(kind))
 
@@ -153,6 +158,29 @@ def _truncating(send: Send, cut: int) -> Send:
             await send({"type": "http.response.body", "body": body[:keep], "more_body": True})
             raise InjectedReset("injected connection reset (testing)")
         await send(message)
+
+    return wrapped
+
+
+def _garbling(send: Send) -> Send:
+    """A `send` that gives a JSON answer GARBLED_BODY instead of its body (same status); others pass."""
+    garble = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal garble
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            garble = any(k.lower() == b"content-type" and v.startswith(b"application/json") for k, v in headers)
+            if garble:
+                headers = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"content-type")]
+                headers += [(b"content-type", b"text/html"), (b"content-length", str(len(GARBLED_BODY)).encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+        elif garble and message["type"] == "http.response.body":
+            if not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": GARBLED_BODY})
+        else:
+            await send(message)
 
     return wrapped
 
