@@ -218,8 +218,8 @@ class ImageList(Sequence[ImageInfo]):
     them costs about half a second; holding them costs 20 MB instead of 150."""
 
     def __init__(self, images: Iterable[ImageInfo], like: ImageList | None = None) -> None:
-        """`like`: the dataset's list fetched before; its rows that did not change are shared, not
-        held twice (the views' files of the old listing still hold them)."""
+        """`like`: the dataset's list fetched before; its rows that did not change (compared at the same
+        position) are shared, not held twice (the views' files of the old listing still hold them)."""
         rows: list[bytes] = []
         before = like._rows if like is not None else ()
         for i, im in enumerate(images):

@@ -336,8 +336,8 @@ class SuperviselyClient(Platform):
                 resp.close()
 
     def _loaded(self, method: str, payload: Any, raw: bytes) -> Any:
-        """The JSON of an answer `_call(parse=False)` gave; a body that is not JSON (an HTTP 200 cut
-        short) is asked for again, with the retries `_call` makes."""
+        """The JSON of an answer `_call(parse=False)` gave; a body that is not JSON (a proxy's error
+        page with status 200) is asked for again, with the retries `_call` makes."""
         try:
             return orjson.loads(raw)
         except ValueError:
