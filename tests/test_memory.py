@@ -189,7 +189,7 @@ def test_listed_and_stated_files_hold_no_parsed_annotation(big: tuple[LocalStore
     finally:
         tracemalloc.stop()
     assert len(files) > 5 * IMAGES
-    parsed_share = (8 << 20) * 0.15
+    parsed_share = share(8 << 20, "parsed")
     per_file = (held - parsed_share) / len(files)
     assert per_file < 700, f"{per_file:.0f} bytes held per listed file"
 
@@ -310,6 +310,53 @@ def test_a_file_listed_before_its_annotation_changed_fails_with_estale(store: Lo
     fresh = walk(registry().view("sly")(ctx, project))["val/ann/img_2.png.json"]
     data = fresh.read(0, 1 << 20)
     assert len(data) == fresh.size < ann_file.size and len(json.loads(data)["objects"]) == 1
+
+
+def test_a_listing_sizes_its_annotation_files_together_past_the_parse_cache(store: LocalStore) -> None:
+    """opendir has a folder's label and XML files work their sizes out together (`size_together`):
+    their annotations are read from the snapshot in bulk and parsed without filling the parse cache,
+    which a listing of 100,000 files would only churn. The sizes are those of the bytes read; a file
+    whose annotation changed since it was listed is left unsized, for its own stat to fail."""
+    from slyfs.formats.registry import registry
+    from slyfs.vfs.nodes import DirNode, FileNode, size_together
+    from tests.test_views_common import SDK_PROJECT, load_sly_folder
+
+    def folder(view: str, *path: str) -> list[FileNode]:
+        node = registry().view(view)(ctx, project)
+        for name in path:
+            assert isinstance(node, DirNode)
+            found = node.child(name)
+            assert found is not None, (view, path, name)
+            node = found
+        assert isinstance(node, DirNode)
+        return [c for c in node.children() if isinstance(c, FileNode)]
+
+    pid = load_sly_folder(store, SDK_PROJECT)
+    platform = CachedPlatform(store, ttl=60)
+    ctx = ViewContext(platform)
+    project = store.get_project(pid)
+    listings = {"labels": folder("yolo", "segment", "labels", "val"), "xml": folder("voc", "Annotations")}
+    for files in listings.values():
+        assert files and all(f.cheap_size() is None for f in files)
+        size_together(files)
+        assert all(f.cheap_size() is not None for f in files)
+    assert not platform._parsed._cache, "sizing a listing filled the parse cache"
+    for files in listings.values():
+        for f in files:
+            assert len(f.read(0, 1 << 20)) == f.cheap_size() == f.size, f.name
+
+    ds = next(d for d in store.list_datasets(pid) if d.name == "val")
+    info = next(store.iter_annotations(ds.id))
+    ctx.invalidate()
+    xml = folder("voc", "Annotations")  # listed afresh, not sized yet
+    store.set_annotations(ds.id, [(info.image_id, {**info.annotation, "objects": info.annotation["objects"][:1]})])
+    ctx.invalidate()
+    size_together(xml)
+    unsized = [f for f in xml if f.cheap_size() is None]
+    assert [f.name for f in unsized] == [f"{info.image_name.rsplit('.', 1)[0]}.xml"]
+    with pytest.raises(OSError) as e:
+        assert unsized[0].size >= 0
+    assert e.value.errno == errno.ESTALE
 
 
 def test_snapshot_serves_ascii_texts_whose_length_is_their_size(tmp_path: Path) -> None:

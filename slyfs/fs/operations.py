@@ -28,7 +28,7 @@ from slyfs.fs.errors import errno_boundary
 from slyfs.platform.base import NotFound
 from slyfs.platform.budget import DEFAULT_MEMORY, share
 from slyfs.vfs.names import NAME_MAX
-from slyfs.vfs.nodes import DirNode, FileNode, Node
+from slyfs.vfs.nodes import DirNode, FileNode, Node, size_together
 from slyfs.vfs.staged import StagedDir, StagedFile
 
 log = logging.getLogger("slyfs.fs")
@@ -413,6 +413,7 @@ class SlyOperations(pyfuse3.Operations):
             children = node.children()
             if previous is not None and previous.children is children:
                 return previous
+            size_together(children)
             return Listing(children, [self._dir_entry(c) for c in children])
 
         listing = await self.run(snapshot)

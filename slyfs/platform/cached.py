@@ -337,10 +337,20 @@ def ascii_json(text: str) -> str:
     return text if text.isascii() else json.dumps(json.loads(text), separators=(",", ":"))
 
 
+_ROW = "a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at, a.size, t.json"
+
+
+def _info(row: tuple[Any, ...]) -> AnnotationInfo:
+    """An `AnnotationInfo` from a row of `_ROW`."""
+    return AnnotationInfo.model_construct(image_id=row[0], image_name=row[1] or "", dataset_id=row[2],
+                                          created_at=row[3], updated_at=row[4], annotation=orjson.loads(row[6]))
+
+
 class AnnotationSnapshot(Mapping[int, AnnotationInfo]):
     """A dataset's annotations at one moment, by image id, in a SQLite file of their JSON texts on
     local disk. A lookup parses the one annotation asked for (~2 KB of text, ~15 KB parsed), kept
-    in the platform's bounded LRU of parsed annotations; a dataset of 100,000 images costs a few
+    in the platform's bounded LRU of parsed annotations (a walk or a listing reads many at once,
+    past it: `many`, `many_at`); a dataset of 100,000 images costs a few
     hundred megabytes of disk instead of gigabytes of memory. The file goes with the snapshot.
 
     The texts are kept as the platform handed them over, ASCII (`ascii_json`): `raw` serves them as
@@ -392,36 +402,47 @@ class AnnotationSnapshot(Mapping[int, AnnotationInfo]):
             return self._db.execute("SELECT 1 FROM anns WHERE image_id=?", (key,)).fetchone() is not None
 
     def __getitem__(self, image_id: int) -> AnnotationInfo:
+        if not isinstance(image_id, int):
+            raise KeyError(image_id)
+        found = self._parsed_at(image_id)
+        if found is None:
+            raise KeyError(image_id)
+        return found[0]
+
+    def _parsed_at(self, image_id: int) -> tuple[AnnotationInfo, AnnVersion] | None:
+        """The parsed annotation and its version: from the LRU, else read in one query and kept there."""
         hit = self._parsed.get((self._serial, image_id))
         if hit is not None:
             return hit
-        if not isinstance(image_id, int):
-            raise KeyError(image_id)
         with self._lock:
-            row = self._db.execute("SELECT a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at, t.json"
-                                   " FROM anns a JOIN texts t USING(image_id) WHERE a.image_id=?",
+            row = self._db.execute(f"SELECT {_ROW} FROM anns a JOIN texts t USING(image_id) WHERE a.image_id=?",
                                    (image_id,)).fetchone()
         if row is None:
-            raise KeyError(image_id)
-        info = AnnotationInfo.model_construct(image_id=row[0], image_name=row[1] or "", dataset_id=row[2],
-                                              created_at=row[3], updated_at=row[4], annotation=orjson.loads(row[5]))
-        self._parsed.put((self._serial, image_id), info, len(row[5]))
-        return info
+            return None
+        found: tuple[AnnotationInfo, AnnVersion] = (_info(row), (row[4], row[5]))
+        self._parsed.put((self._serial, image_id), *found)
+        return found
 
     def many(self, image_ids: Sequence[int]) -> dict[int, AnnotationInfo]:
         """The annotations of these images (those that have one), read in one query and parsed, for
         a walk over a whole dataset (a COCO file): not kept in the LRU, which a walk would only churn."""
-        out: dict[int, AnnotationInfo] = {}
+        return {image_id: info for image_id, (info, _) in self._read_many(image_ids).items()}
+
+    def many_at(self, versions: Mapping[int, AnnVersion]) -> dict[int, AnnotationInfo]:
+        """`many` for files listed with these versions: those whose annotation is still that version
+        (the others are left out, for `lookup` to say `Changed`)."""
+        return {image_id: info for image_id, (info, version) in self._read_many(list(versions)).items()
+                if versions[image_id] == version}
+
+    def _read_many(self, image_ids: Sequence[int]) -> dict[int, tuple[AnnotationInfo, AnnVersion]]:
+        out: dict[int, tuple[AnnotationInfo, AnnVersion]] = {}
         for chunk in _chunks(image_ids, 500):
             marks = ",".join("?" * len(chunk))
             with self._lock:
-                rows = self._db.execute("SELECT a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at,"
-                                        " t.json FROM anns a JOIN texts t USING(image_id)"
+                rows = self._db.execute(f"SELECT {_ROW} FROM anns a JOIN texts t USING(image_id)"
                                         f" WHERE a.image_id IN ({marks})", chunk).fetchall()
             for r in rows:
-                out[r[0]] = AnnotationInfo.model_construct(image_id=r[0], image_name=r[1] or "", dataset_id=r[2],
-                                                           created_at=r[3], updated_at=r[4],
-                                                           annotation=orjson.loads(r[5]))
+                out[r[0]] = _info(r), (r[4], r[5])
         return out
 
     def updated_at(self, image_id: int) -> str | None:
@@ -453,9 +474,14 @@ class AnnotationSnapshot(Mapping[int, AnnotationInfo]):
     def lookup(self, image_id: int, version: AnnVersion | None) -> AnnotationInfo | None:
         """The annotation a file was listed from by its `version` (None: the image had none then);
         `Changed` when the snapshot now holds another one."""
-        if self.version(image_id) != version:
+        if version is None:
+            if self.version(image_id) is not None:
+                raise Changed(f"the annotation of image {image_id}")
+            return None
+        found = self._parsed_at(image_id)
+        if found is None or found[1] != version:
             raise Changed(f"the annotation of image {image_id}")
-        return None if version is None else self[image_id]
+        return found[0]
 
     def raw(self, image_id: int, version: AnnVersion, offset: int = 0, size: int = -1) -> bytes:
         """`size` bytes (all: -1) at `offset` of the annotation's stored JSON text, which must still be
@@ -489,24 +515,23 @@ def _drop_snapshot(db: sqlite3.Connection, path: Path) -> None:
 
 
 class ParsedAnnotations:
-    """Parsed annotations of every snapshot, least recently used dropped past `max_bytes` (an
-    estimate: PARSED_PER_TEXT_BYTE per byte of JSON text)."""
+    """Parsed annotations of every snapshot with their versions, least recently used dropped past
+    `max_bytes` (an estimate: PARSED_PER_TEXT_BYTE per byte of JSON text)."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._cache: LRUCache[Hashable, tuple[AnnotationInfo, int]] = LRUCache(
-            maxsize=max(max_bytes, 1), getsizeof=lambda v: v[1])
+        self._cache: LRUCache[Hashable, tuple[AnnotationInfo, AnnVersion]] = LRUCache(
+            maxsize=max(max_bytes, 1), getsizeof=lambda v: v[1][1] * PARSED_PER_TEXT_BYTE)
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> AnnotationInfo | None:
+    def get(self, key: Hashable) -> tuple[AnnotationInfo, AnnVersion] | None:
         with self._lock:
-            hit = self._cache.get(key)
-        return None if hit is None else hit[0]
+            return self._cache.get(key)
 
-    def put(self, key: Hashable, info: AnnotationInfo, text_bytes: int) -> None:
-        weight = text_bytes * PARSED_PER_TEXT_BYTE
+    def put(self, key: Hashable, info: AnnotationInfo, version: AnnVersion) -> None:
+        """Keep `info` with its version (whose size is that of the JSON text it was parsed from)."""
         with self._lock:
-            if weight <= self._cache.maxsize:
-                self._cache[key] = (info, weight)
+            if version[1] * PARSED_PER_TEXT_BYTE <= self._cache.maxsize:
+                self._cache[key] = (info, version)
 
 
 def _bundle_weight(value: Any) -> float:

@@ -11,7 +11,7 @@ This module holds the node protocol; `files` the kinds of file (platform bytes, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from slyfs.platform.cached import MISSING
@@ -120,12 +120,28 @@ class FileNode(Node):
         """The size if known without I/O or rendering, else None."""
         return None
 
+    @classmethod
+    def size_many(cls, nodes: Sequence[FileNode]) -> None:
+        """Work out the sizes of many files of this class together (a listing's), where that is
+        cheaper than one at a time; by default nothing: each works its own out when asked."""
+
     def cheap_read(self, offset: int, size: int) -> bytes | bytearray | None:
         """The bytes if at hand without blocking (already rendered, or in the page cache), else None."""
         return None
 
     def read(self, offset: int, size: int) -> bytes:
         raise NotImplementedError
+
+
+def size_together(nodes: Sequence[Node]) -> None:
+    """Let each class of file in a listing work out the sizes its files do not know yet together
+    (`FileNode.size_many`), before they are asked one at a time."""
+    by_class: dict[type[FileNode], list[FileNode]] = {}
+    for node in nodes:
+        if isinstance(node, FileNode) and node.cheap_size() is None:
+            by_class.setdefault(type(node), []).append(node)
+    for cls, files in by_class.items():
+        cls.size_many(files)
 
 
 # ---- names ---------------------------------------------------------------------------------------

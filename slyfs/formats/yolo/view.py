@@ -66,7 +66,6 @@ from slyfs.formats.project import (
     AnnotatedKind,
     ProjectInputs,
     ann_mtime_of,
-    annotation_of,
     dataset_annotations,
     dataset_images,
     drawn_in,
@@ -658,21 +657,30 @@ class LabelFile(AnnotatedFile):
     __slots__ = ()
 
     @property
-    def size(self) -> int:
+    def position(self) -> int:
+        """Its row in the dataset's `TaskSizes` (its `arg`)."""
+        assert isinstance(self.arg, int)
+        return self.arg
+
+    def cheap_size(self) -> int | None:
         kind = self.kind
         if self._size is None and isinstance(kind, LabelKind) and kind.shared is not None and kind.spec is not None:
-            i, key = self.arg, TaskSizes.key(self.row, self.ann)
-            sizes = kind.shared.get(i, key)
-            if sizes is None:
-                image = self.image
-                info = annotation_of(kind.ctx, image, self.ann)
-                dims = frame_size(image, info)
-                ann = parse_annotation(info, kind.spec.meta, image) if dims is not None else None
-                sizes = tuple(label_layout(t, ann, kind.spec, *dims).size if dims is not None else 0
-                              for t in kind.spec.tasks)
-                kind.shared.put(i, key, sizes)
-            self._size = sizes[kind.spec.tasks.index(kind.task)]
-        return super().size
+            sizes = kind.shared.get(self.position, TaskSizes.key(self.row, self.ann))
+            if sizes is not None:
+                self._size = sizes[kind.spec.tasks.index(kind.task)]
+        return self._size
+
+    def size_from(self, info: AnnotationInfo | None) -> int:
+        kind = self.kind
+        if not (isinstance(kind, LabelKind) and kind.shared is not None and kind.spec is not None):
+            return super().size_from(info)
+        image = self.image
+        dims = frame_size(image, info)
+        ann = parse_annotation(info, kind.spec.meta, image) if dims is not None else None
+        sizes = tuple(label_layout(t, ann, kind.spec, *dims).size if dims is not None else 0 for t in kind.spec.tasks)
+        kind.shared.put(self.position, TaskSizes.key(self.row, self.ann), sizes)
+        self._size = sizes[kind.spec.tasks.index(kind.task)]
+        return self._size
 
 
 # ---- nodes -----------------------------------------------------------------------------------------
