@@ -40,7 +40,7 @@ from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, pa
 from slyfs.model.errors import FormatError
 from slyfs.model.geometry import AlphaMask, Bitmap, Geometry, MultiPolygon, Polygon, Rectangle
 from slyfs.model.meta import ProjectMeta
-from slyfs.platform.cached import AnnotationSnapshot, AnnVersion, ImageList
+from slyfs.platform.cached import READ_BATCH, AnnotationSnapshot, AnnVersion, ImageList
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import ImageFile, RenderSizeError, render_log
 from slyfs.vfs.names import escape_name, nested_name, unique
@@ -597,7 +597,7 @@ class AnnotatedFile(FileNode):
     @classmethod
     def size_many(cls, nodes: Sequence[FileNode]) -> None:
         """Sizes of a listing's files read together: their annotations are read from each dataset's
-        snapshot 500 to a query, and parsed without passing through (and churning) its LRU, where
+        snapshot a batch to a query (`READ_BATCH`), and parsed without passing through (and churning) its LRU, where
         one at a time took two queries each. Files whose annotation changed since they were listed
         are left for `size`, which says so."""
         pending: dict[tuple[int | None, bool], tuple[AnnotationSnapshot, dict[int, AnnotatedFile]]] = {}
@@ -611,8 +611,8 @@ class AnnotatedFile(FileNode):
             pending[key][1][image.id] = node
         for snapshot, by_image in pending.values():
             items = list(by_image.items())
-            for start in range(0, len(items), 500):
-                chunk = items[start : start + 500]
+            for start in range(0, len(items), READ_BATCH):
+                chunk = items[start : start + READ_BATCH]
                 infos = snapshot.many_at({image_id: node.ann for image_id, node in chunk if node.ann is not None})
                 for image_id, node in chunk:
                     if image_id in infos:

@@ -338,6 +338,7 @@ def ascii_json(text: str) -> str:
 
 
 _ROW = "a.image_id, a.image_name, a.dataset_id, a.created_at, a.updated_at, a.size, t.json"
+READ_BATCH = 500  # annotations `many` reads in one query; a walk over a dataset holds one batch parsed
 
 
 def _info(row: tuple[Any, ...]) -> AnnotationInfo:
@@ -350,8 +351,8 @@ class AnnotationSnapshot(Mapping[int, AnnotationInfo]):
     """A dataset's annotations at one moment, by image id, in a SQLite file of their JSON texts on
     local disk. A lookup parses the one annotation asked for (~2 KB of text, ~15 KB parsed), kept
     in the platform's bounded LRU of parsed annotations (a walk or a listing reads many at once,
-    past it: `many`, `many_at`); a dataset of 100,000 images costs a few
-    hundred megabytes of disk instead of gigabytes of memory. The file goes with the snapshot.
+    past it: `many`, `many_at`); a dataset of 100,000 images costs a few hundred megabytes of disk
+    instead of gigabytes of memory. The file goes with the snapshot.
 
     The texts are kept as the platform handed them over, ASCII (`ascii_json`): `raw` serves them as
     files, whose size (`versions`, `version`) is known without reading, let alone parsing, them. The
@@ -436,7 +437,7 @@ class AnnotationSnapshot(Mapping[int, AnnotationInfo]):
 
     def _read_many(self, image_ids: Sequence[int]) -> dict[int, tuple[AnnotationInfo, AnnVersion]]:
         out: dict[int, tuple[AnnotationInfo, AnnVersion]] = {}
-        for chunk in _chunks(image_ids, 500):
+        for chunk in _chunks(image_ids, READ_BATCH):
             marks = ",".join("?" * len(chunk))
             with self._lock:
                 rows = self._db.execute(f"SELECT {_ROW} FROM anns a JOIN texts t USING(image_id)"

@@ -104,7 +104,7 @@ from slyfs.model.entities import AnnotationInfo, Dataset, ImageInfo, Project, pa
 from slyfs.model.geometry import Geometry, Rectangle
 from slyfs.model.meta import ProjectMeta
 from slyfs.model.raster import THICKNESS, Raster, largest_first, paint
-from slyfs.platform.cached import AnnVersion, Changed, ImageList
+from slyfs.platform.cached import READ_BATCH, AnnVersion, Changed, ImageList
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import SizedFile, TextFile
 from slyfs.vfs.fixedsize import Field, FixedText, encode_png, png_size
@@ -504,8 +504,8 @@ def _presence(ctx: ViewContext, meta: ProjectMeta, mh: str, items: list[VocItem]
         if _sets_digest(items, versions) != digest:
             raise Changed(f"the annotations of {items[0].flat!r}")
         column = {c.title: i for i, c in enumerate(meta.classes)}
-        for start in range(0, len(items), 500):  # the snapshot read 500 at a time, past its LRU
-            chunk = items[start : start + 500]
+        for start in range(0, len(items), READ_BATCH):  # the snapshot read a batch at a time, past its LRU
+            chunk = items[start : start + READ_BATCH]
             infos = snapshot.many([it.image_id for it in chunk if it.image_id in versions])
             for row, it in enumerate(chunk, start):
                 image, info = it.image, infos.get(it.image_id)

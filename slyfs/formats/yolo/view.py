@@ -656,30 +656,34 @@ class LabelFile(AnnotatedFile):
 
     __slots__ = ()
 
-    @property
-    def position(self) -> int:
-        """Its row in the dataset's `TaskSizes` (its `arg`)."""
-        assert isinstance(self.arg, int)
-        return self.arg
+    def _table(self) -> tuple[TaskSizes, LabelSpec, int, int] | None:
+        """The sizes shared by every task, the label spec, this file's row (its `arg`) and its task's
+        column; None when sizes are not shared."""
+        kind = self.kind
+        if isinstance(kind, LabelKind) and kind.shared is not None and kind.spec is not None:
+            assert isinstance(self.arg, int)
+            return kind.shared, kind.spec, self.arg, kind.spec.tasks.index(kind.task)
+        return None
 
     def cheap_size(self) -> int | None:
-        kind = self.kind
-        if self._size is None and isinstance(kind, LabelKind) and kind.shared is not None and kind.spec is not None:
-            sizes = kind.shared.get(self.position, TaskSizes.key(self.row, self.ann))
+        if self._size is None and (table := self._table()) is not None:
+            shared, _, row, column = table
+            sizes = shared.get(row, TaskSizes.key(self.row, self.ann))
             if sizes is not None:
-                self._size = sizes[kind.spec.tasks.index(kind.task)]
+                self._size = sizes[column]
         return self._size
 
     def size_from(self, info: AnnotationInfo | None) -> int:
-        kind = self.kind
-        if not (isinstance(kind, LabelKind) and kind.shared is not None and kind.spec is not None):
+        table = self._table()
+        if table is None:
             return super().size_from(info)
+        shared, spec, row, column = table
         image = self.image
         dims = frame_size(image, info)
-        ann = parse_annotation(info, kind.spec.meta, image) if dims is not None else None
-        sizes = tuple(label_layout(t, ann, kind.spec, *dims).size if dims is not None else 0 for t in kind.spec.tasks)
-        kind.shared.put(self.position, TaskSizes.key(self.row, self.ann), sizes)
-        self._size = sizes[kind.spec.tasks.index(kind.task)]
+        ann = parse_annotation(info, spec.meta, image) if dims is not None else None
+        sizes = tuple(label_layout(t, ann, spec, *dims).size if dims is not None else 0 for t in spec.tasks)
+        shared.put(row, TaskSizes.key(self.row, self.ann), sizes)
+        self._size = sizes[column]
         return self._size
 
 
