@@ -21,7 +21,8 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
-from slyfs.formats.coco.view import bitmap_window, coco_dataset, object_instance, outline, rle
+from slyfs.formats.coco.segmentation import OutlineBatch, outline, rle
+from slyfs.formats.coco.view import bitmap_window, coco_dataset, object_instance
 from slyfs.formats.project import image_names
 from slyfs.model import (
     AnnObject,
@@ -207,7 +208,7 @@ def test_outline_fills_back_exactly_or_reports_a_hole(h: int, w: int, density: f
 @st.composite
 def area_objects(draw: Any) -> tuple[AnnObject, int, int]:
     h, w = draw(st.integers(5, 60)), draw(st.integers(5, 60))
-    kind = draw(st.sampled_from(["rectangle", "polygon", "star", "holed", "multi", "obb", "bitmap"]))
+    kind = draw(st.sampled_from(["rectangle", "polygon", "star", "inside", "holed", "multi", "obb", "bitmap"]))
     coord = st.integers(-10, 70)
     if kind == "rectangle":
         x0, x1, y0, y1 = draw(coord), draw(coord), draw(coord), draw(coord)
@@ -219,6 +220,11 @@ def area_objects(draw: Any) -> tuple[AnnObject, int, int]:
             c = np.mean(pts, axis=0)
             pts = sorted(pts, key=lambda p: np.arctan2(p[1] - c[1], p[0] - c[0]))
         geom = Polygon(pts) if kind != "multi" else MultiPolygon((Polygon(pts), Polygon([[0, 0], [3, 0], [0, 3]])))
+    elif kind == "inside":  # a small polygon wholly inside the image (drawn straight into a batch's canvas)
+        x, y = draw(st.integers(0, w - 1)), draw(st.integers(0, h - 1))
+        n = draw(st.integers(3, 8))
+        geom = Polygon(draw(st.lists(st.tuples(st.integers(x, min(x + 12, w - 1)), st.integers(y, min(y + 12, h - 1))),
+                                     min_size=n, max_size=n)))
     elif kind == "holed":
         x, y, s = draw(st.integers(0, 30)), draw(st.integers(0, 30)), draw(st.integers(6, 30))
         hole = [[x + 2, y + 2], [x + 4, y + 2], [x + 3, y + 4]]
@@ -239,8 +245,23 @@ def area_objects(draw: Any) -> tuple[AnnObject, int, int]:
 @given(area_objects())
 def test_any_area_object_round_trips_through_pycocotools(case: tuple[AnnObject, int, int]) -> None:
     obj, h, w = case
+    assert_is_the_raster(object_instance(obj, h, w), obj, h, w)
+
+
+@PROPERTY
+@given(st.lists(area_objects(), min_size=1, max_size=30))
+def test_objects_traced_together_each_round_trip(cases: list[tuple[AnnObject, int, int]]) -> None:
+    """Objects of several images traced on one canvas, small enough here that cells go onto new
+    shelves, the canvas fills and flushes midway, and some objects need a canvas of their own."""
+    batch = OutlineBatch(rows=24, cols=48)
+    got = [object_instance(obj, h, w, batch) for obj, h, w in cases]
+    batch.flush()
+    for one, (obj, h, w) in zip(got, cases, strict=True):
+        assert_is_the_raster(one, obj, h, w)
+
+
+def assert_is_the_raster(got: dict[str, Any] | None, obj: AnnObject, h: int, w: int) -> None:
     want = obj.geometry.rasterize(h, w)
-    got = object_instance(obj, h, w)
     if not want.any():
         assert got is None
         return

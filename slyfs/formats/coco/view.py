@@ -63,7 +63,6 @@ from typing import IO, Any
 import cv2
 import numpy as np
 import orjson
-from pycocotools import mask as coco_mask
 
 from slyfs.formats.coco.layout import (
     ANNOTATIONS_KEYPOINTS,
@@ -77,6 +76,7 @@ from slyfs.formats.coco.layout import (
     coco_category,
     image_record,
 )
+from slyfs.formats.coco.segmentation import OutlineBatch, rle, tight
 from slyfs.formats.project import (
     ProjectInputs,
     ann_mtime_of,
@@ -201,220 +201,6 @@ def _template(config: dict[str, Any]) -> tuple[list[str], list[str]]:
     return keys, labels
 
 
-# --- the outline of a raster along pixel edges ---
-#
-# A COCO polygon that pycocotools rasterizes to exactly the platform's raster: the raster's own
-# outline along pixel edges, in pixel-corner coordinates. pycocotools fills polygons by the parity
-# of edge crossings at pixel centres, so a ring that follows pixel edges fills exactly the pixels
-# it encloses, even where it touches itself at a corner.
-#
-# OpenCV traces the *background* (the mask inverted, framed by a border of background): the
-# background counts as 8-connected there, so each hole of the framing background region is one
-# 4-connected part of the mask, and a background pocket that meets the outside only at a corner
-# belongs to the outside (it becomes a notch of the ring, not a hole). Any other background region
-# is a real hole of the mask: a polygon list cannot express it, so such masks are RLE. Each traced
-# border is a chain of background pixels with the mask on its right; each chain pixel contributes
-# the corners of its edges facing the mask, walked from the corner shared with the previous pixel
-# to the one shared with the next. Which corners those are depends only on the two steps
-# (previous -> pixel -> next): a table lookup, done for many objects at once.
-
-_CORNERS = np.array([(0, 0), (0, 1), (1, 1), (1, 0)])  # TL, BL, BR, TR: counter-clockwise on screen
-
-
-def _crack_table() -> tuple[np.ndarray, np.ndarray]:
-    """For every (step in, step out) code: how many corners a boundary pixel adds to the ring, and
-    their offsets from the pixel. The corner shared with the previous pixel is that pixel's last
-    one, so it is not repeated."""
-    entry = {(0, 1): 0, (1, 1): 0, (1, 0): 1, (1, -1): 1, (0, -1): 2, (-1, -1): 2, (-1, 0): 3, (-1, 1): 3}
-    leave = {(0, 1): 1, (1, 1): 2, (1, 0): 2, (1, -1): 3, (0, -1): 3, (-1, -1): 0, (-1, 0): 0, (-1, 1): 1}
-    table = np.zeros((81, 4, 2), dtype=np.int32)
-    count = np.zeros(81, dtype=np.int64)
-
-    def code(a: tuple[int, int], b: tuple[int, int]) -> int:
-        return ((a[0] + 1) * 3 + a[1] + 1) * 9 + (b[0] + 1) * 3 + b[1] + 1
-
-    for a, first in entry.items():
-        for b, last in leave.items():
-            n = (last - first) % 4
-            if b == (-a[0], -a[1]) and a[0] and a[1]:
-                n = 4  # the tip of a diagonal spike: all the way round the pixel
-            count[code(a, b)] = n
-            for j in range(n):
-                table[code(a, b), j] = _CORNERS[(first + 1 + j) % 4]
-    count[code((0, 0), (0, 0))] = 4  # a contour of one pixel: its four corners
-    table[code((0, 0), (0, 0))] = _CORNERS
-    return table, count
-
-
-_CRACK, _CRACK_COUNT = _crack_table()
-_CRACK_DX = np.ascontiguousarray(_CRACK[:, :, 0].ravel())
-_CRACK_DY = np.ascontiguousarray(_CRACK[:, :, 1].ravel())
-
-
-def _around(v: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The previous and next value of every element, cyclic within rings stored one after another."""
-    prev = np.empty_like(v)
-    prev[1:] = v[:-1]
-    prev[starts] = v[ends - 1]
-    nxt = np.empty_like(v)
-    nxt[:-1] = v[1:]
-    nxt[ends - 1] = v[starts]
-    return prev, nxt
-
-
-def contours_to_rings(contours: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV outer contours (each (n, 2) boundary pixels) -> pixel-corner rings, all at once: the
-    corner points (m, 2) and each ring's length. Collinear corners are dropped."""
-    lengths = np.array([len(c) for c in contours], dtype=np.int64)
-    pts = np.concatenate(contours)
-    x = np.ascontiguousarray(pts[:, 0], dtype=np.int32)
-    y = np.ascontiguousarray(pts[:, 1], dtype=np.int32)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    (xp, xn), (yp, yn) = _around(x, starts, ends), _around(y, starts, ends)
-    code = (x - xp) * 27 + (y - yp) * 9 + (xn - x) * 3 + (yn - y) + 40
-    count = _CRACK_COUNT[code]
-    owner = np.repeat(np.arange(x.size), count)
-    slot = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count)
-    entry = code[owner] * 4 + slot
-    cx, cy = x[owner] + _CRACK_DX[entry], y[owner] + _CRACK_DY[entry]
-    ring_len = np.add.reduceat(count, starts)
-    ring_ends = np.cumsum(ring_len)
-    ring_starts = ring_ends - ring_len
-    (cxp, cxn), (cyp, cyn) = _around(cx, ring_starts, ring_ends), _around(cy, ring_starts, ring_ends)
-    keep = (cx - cxp) * (cyn - cy) != (cy - cyp) * (cxn - cx)
-    ring = np.repeat(np.arange(lengths.size), ring_len)
-    return np.stack((cx[keep], cy[keep]), axis=1), np.bincount(ring[keep], minlength=lengths.size)
-
-
-def _ring_areas(corners: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Absolute shoelace area of each ring."""
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    x, y = corners[:, 0].astype(np.int64), corners[:, 1].astype(np.int64)
-    _, xn = _around(x, starts, ends)
-    _, yn = _around(y, starts, ends)
-    return np.abs(np.add.reduceat(x * yn - xn * y, starts)) / 2
-
-
-def _mask_borders(mask: np.ndarray, left: int = 0, top: int = 0) -> list[np.ndarray] | None:
-    """The traced background chains around each 4-connected part of the mask, in pixel coordinates
-    of the mask placed at (top, left) (they may run one pixel outside it); None if the mask has a
-    hole. All in OpenCV calls (inverting, framing, tracing, placing): per object this runs once, at
-    18 us instead of 35 with numpy doing the framing and the shifts."""
-    framed = cv2.copyMakeBorder(mask.view(np.uint8) ^ 1, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
-    contours, hierarchy = cv2.findContours(framed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE,
-                                           offset=(left - 1, top - 1))
-    links = hierarchy[0].tolist()  # [next, previous, first child, parent] per contour
-    if sum(1 for link in links if link[3] < 0) > 1:  # a background region apart from the framing one
-        return None
-    return [c.reshape(-1, 2) for c, link in zip(contours, links, strict=True) if link[3] >= 0]
-
-
-def outline(mask: np.ndarray) -> list[np.ndarray] | None:
-    """The outline of a boolean mask as pixel-corner rings ((n, 2) arrays of `(x, y)`; pixel (r, c)
-    spans corners (c, r)..(c + 1, r + 1)), one per 4-connected part, that pycocotools fills back to
-    exactly `mask`; None if the mask has a hole, which a COCO polygon list cannot express."""
-    if not mask.any():
-        return []
-    borders = _mask_borders(mask)
-    if borders is None:
-        return None
-    corners, lengths = contours_to_rings(borders)
-    return np.split(corners, np.cumsum(lengths)[:-1])
-
-
-class OutlineBatch:
-    """Objects whose segmentation is their traced outline, converted together by `flush()`: per
-    object there is one OpenCV call; the table lookups run over all pending objects at once."""
-
-    FLUSH_POINTS = 400_000
-    FLUSH_BYTES = 4 << 20  # packed crops held for the fallback; big objects flush sooner
-
-    def __init__(self) -> None:
-        # (record, crop packed to bits and its shape, top, left, rings, area, (height, width)): the
-        # crop is kept only for the RLE fallback, packed so that large objects cost 1/8 of their pixels
-        self._pending: list[tuple[dict[str, Any], np.ndarray, tuple[int, int], int, int, int, int,
-                                  tuple[int, int]]] = []
-        self._contours: list[np.ndarray] = []
-        self._points = 0
-        self._bytes = 0
-        self.flushes = 0  # how many flushes filled in segmentations (a caller streaming records watches it)
-
-    @property
-    def points(self) -> int:
-        """Boundary points waiting for the next flush."""
-        return self._points
-
-    def add(self, record: dict[str, Any], crop: np.ndarray, top: int, left: int, area: int,
-            height: int, width: int) -> None:
-        """Set `record["segmentation"]` for this crop at the next flush (now, to an RLE, if the
-        raster has a hole). `crop` is tight, has `area` pixels and sits at (top, left)."""
-        borders = _mask_borders(crop, left, top)
-        if borders is None:
-            record["segmentation"] = rle(crop, top, left, height, width)
-            return
-        packed = np.packbits(crop, axis=None)
-        self._pending.append((record, packed, crop.shape, top, left, len(borders), area, (height, width)))
-        self._bytes += packed.nbytes
-        self._contours += borders
-        self._points += sum(len(border) for border in borders)
-        if self._points > self.FLUSH_POINTS or self._bytes > self.FLUSH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        self.flushes += 1
-        corners, lengths = contours_to_rings(self._contours)
-        areas = _ring_areas(corners, lengths).tolist()
-        flat = corners.ravel().tolist()
-        offsets = np.concatenate(([0], np.cumsum(lengths) * 2)).tolist()
-        ring = 0
-        for record, packed, shape, top, left, n, area, (height, width) in self._pending:
-            rings = [flat[offsets[k] : offsets[k + 1]] for k in range(ring, ring + n)]
-            traced = sum(areas[ring : ring + n])
-            ring += n
-            # The rings enclose exactly the raster's pixels; if they did not (a bug), the object
-            # would get an RLE rather than a polygon that is not its raster.
-            if traced == area and all(len(r) >= 8 for r in rings):
-                record["segmentation"] = rings
-            else:
-                crop = np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-                record["segmentation"] = rle(crop, top, left, height, width)
-        self._pending.clear()
-        self._contours.clear()
-        self._points = 0
-        self._bytes = 0
-
-
-def rle_runs(crop: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
-    """The uncompressed COCO RLE counts (whole image, column-major, starting with a run of zeros)
-    of a crop placed at (top, left), found on the crop's columns (each padded with a zero above and
-    below) and moved to image positions - without allocating the whole image."""
-    ch, cw = crop.shape
-    padded = np.zeros((cw, ch + 2), dtype=bool)
-    padded[:, 1:-1] = crop.T
-    flat = padded.ravel()
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    col, row = np.divmod(change, ch + 2)
-    positions = (left + col) * height + top + row - 1
-    # A run of ones from the bottom of a column into the top of the next is one run in the image.
-    joined = positions[1:] == positions[:-1]
-    if joined.any():
-        positions = positions[~(np.concatenate((joined, [False])) | np.concatenate(([False], joined)))]
-    runs = np.diff(np.concatenate(([0], positions, [height * width])))
-    return runs[:-1] if runs.size and runs[-1] == 0 else runs
-
-
-def rle(crop: np.ndarray, top: int, left: int, height: int, width: int) -> dict[str, Any]:
-    """Compressed COCO RLE (whole image) of a crop placed at (top, left): the same counts string
-    pycocotools' `encode` gives for the whole-image mask (pycocotools compresses our counts)."""
-    runs = rle_runs(crop, top, left, height, width).tolist()
-    encoded = coco_mask.frPyObjects({"counts": runs, "size": [height, width]}, height, width)
-    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
-
-
 def bitmap_window(geom: Bitmap, height: int, width: int) -> tuple[np.ndarray, int, int]:
     """`geom.raster_window(height, width)`, decoding the SDK's own bitmap flavour (a palette PNG
     with tRNS: pixel set = alpha != 0) with OpenCV, as the SDK itself reads it - several times
@@ -433,15 +219,6 @@ def bitmap_window(geom: Bitmap, height: int, width: int) -> tuple[np.ndarray, in
             if arr is not None and arr.ndim == 3 and arr.shape[2] == 4 and arr.shape[:2] == geom.shape:
                 return Bitmap(arr[:, :, 3] != 0, geom.origin).raster_window(height, width)
     return geom.raster_window(height, width)
-
-
-def _tight(crop: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The inclusive box `(top, left, bottom, right)` of a boolean crop's set pixels, None if none is
-    set: one OpenCV call (3 us; numpy's row and column scans took 15)."""
-    x, y, w, h = cv2.boundingRect(crop.view(np.uint8))
-    if not w:
-        return None
-    return y, x, y + h - 1, x + w - 1
 
 
 def _has_holes(geometry: Any) -> bool:
@@ -469,11 +246,17 @@ def object_instance(obj: AnnObject, height: int, width: int, batch: OutlineBatch
         w, h = r - lf + 1, b - t + 1
         fields.update(segmentation=[[lf, t, r + 1, t, r + 1, b + 1, lf, b + 1]], area=w * h, bbox=[lf, t, w, h])
         return fields
+    if type(geom) is Polygon and not geom.holes:  # drawn straight into the batch's canvas if it can be
+        own = batch or OutlineBatch()
+        if own.draw(fields, geom, height, width):
+            if batch is None:
+                own.flush()
+            return fields
     crop, top, left = bitmap_window(geom, height, width) if type(geom) is Bitmap else geom.raster_window(height, width)
-    tight = _tight(crop)
-    if tight is None:
+    box = tight(crop)
+    if box is None:
         return None
-    t0, l0, b0, r0 = tight
+    t0, l0, b0, r0 = box
     crop = crop[t0 : b0 + 1, l0 : r0 + 1]
     top, left = top + t0, left + l0
     area = int(np.count_nonzero(crop))
@@ -491,10 +274,10 @@ def object_instance(obj: AnnObject, height: int, width: int, batch: OutlineBatch
 def _area_window(geom: Any, height: int, width: int) -> tuple[np.ndarray, int, int] | None:
     """The tight raster crop of an area geometry in the image and its (top, left); None if no pixel."""
     crop, top, left = bitmap_window(geom, height, width) if type(geom) is Bitmap else geom.raster_window(height, width)
-    tight = _tight(crop)
-    if tight is None:
+    box = tight(crop)
+    if box is None:
         return None
-    t0, l0, b0, r0 = tight
+    t0, l0, b0, r0 = box
     return crop[t0 : b0 + 1, l0 : r0 + 1], top + t0, left + l0
 
 
@@ -656,7 +439,6 @@ _OWN_IMAGE_KEYS = frozenset({"id", "file_name", "width", "height", "sly_id", "at
 
 
 EMIT_RECORDS = 1000  # annotations a streamed rendering holds before writing them out
-EMIT_POINTS = 20_000  # outline points pending in the batch before it is flushed and written out
 
 
 def ann_versions(anns: Mapping[int, AnnotationInfo]) -> Mapping[int, Any]:
@@ -707,7 +489,7 @@ def coco_items(
     """The `images` entries and `annotations` records of one file of a dataset, in file order, as they
     are made: pairs of (image entry or None, finished annotation records). Records come in batches
     (outline segmentations are traced for many objects at once), so what is held at any time is
-    bounded by EMIT_RECORDS / EMIT_POINTS, not by the dataset.
+    bounded by EMIT_RECORDS and the batch's canvas, not by the dataset.
 
     `layout` says which file (default: instances, or person_keypoints with `keypoints=True`); `plan`
     the categories and the COCO facts stored on import (default: from the meta alone)."""
@@ -739,7 +521,7 @@ def coco_items(
                 if record is not None:
                     records.append(record)
         # Records wait for the batch's flush (their segmentation); once flushed, they go out.
-        if batch.flushes != flushes or len(records) >= EMIT_RECORDS or batch.points >= EMIT_POINTS:
+        if batch.flushes != flushes or len(records) >= EMIT_RECORDS:
             batch.flush()
             flushes = batch.flushes
             yield entry, records
