@@ -22,6 +22,7 @@ from slyfs.vfs.context import ViewContext
 from slyfs.vfs.fixedsize import (
     Field,
     FixedText,
+    Pattern,
     encode_jpeg_exact,
     encode_png,
     encode_window_png,
@@ -186,6 +187,24 @@ def test_fixed_text_size_is_known_before_its_values() -> None:
     too_few.fields(digits, 2, lambda: [1])
     with pytest.raises(ValueError, match="2 fields announced"):
         too_few.render()
+
+
+def test_a_pattern_is_sized_before_its_values_and_checked_when_filled() -> None:
+    digits = Field(3, lambda v: f"{v:03d}")
+    box = Pattern(["<box>", "×", "</box>\n"], [digits, digits])
+    text = FixedText()
+    text.add("a ")
+    text.pattern(box, lambda: [7, 42])
+    text.pattern(box, lambda: [1, 2])
+    assert text.size == len("a <box>007×042</box>\n<box>001×002</box>\n".encode())
+    assert text.render() == "a <box>007×042</box>\n<box>001×002</box>\n".encode()
+    for values, error in (([1000, 1], "does not fit"), ([1], "2 fields announced")):
+        wrong = FixedText()
+        wrong.pattern(box, lambda values=values: values)
+        with pytest.raises(ValueError, match=error):
+            wrong.render()
+    with pytest.raises(ValueError, match="3 texts"):
+        Pattern(["<box>"], [digits, digits])
 
 
 polygon_rings = st.lists(st.tuples(st.integers(-40, 80), st.integers(-40, 60)), min_size=3, max_size=7)

@@ -398,6 +398,31 @@ class Field:
     format: Callable[[Any], str]
 
 
+class Pattern:
+    """Literal texts with a fixed-width field between each two (`texts[0]`, a value in `fields[0]`,
+    `texts[1]`, ..., `texts[-1]`), its byte length worked out once: a piece of text that recurs with
+    other values (a VOC object and its box) is one entry of a `FixedText`, where it was a dozen."""
+
+    __slots__ = ("fields", "size", "texts")
+
+    def __init__(self, texts: Sequence[str], fields: Sequence[Field]) -> None:
+        if len(texts) != len(fields) + 1:
+            raise ValueError(f"{len(fields)} fields need {len(fields) + 1} texts around them, not {len(texts)}")
+        self.texts, self.fields = tuple(texts), tuple(fields)
+        self.size = sum(len(t.encode()) for t in self.texts) + sum(f.width for f in self.fields)
+
+    def format(self, values: Sequence[Any]) -> str:
+        if len(values) != len(self.fields):
+            raise ValueError(f"{len(self.fields)} fields announced, {len(values)} values given")
+        out = [self.texts[0]]
+        for field, value, text in zip(self.fields, values, self.texts[1:], strict=True):
+            formatted = field.format(value)
+            if len(formatted) != field.width or not formatted.isascii():
+                raise ValueError(f"a value does not fit its field of width {field.width}: {formatted!r}")
+            out += (formatted, text)
+        return "".join(out)
+
+
 class FixedText:
     """A text whose byte length is known before its values are: literal pieces (known from the inputs)
     and groups of fixed-width fields whose values are computed only when the text is rendered.
@@ -409,7 +434,8 @@ class FixedText:
     """
 
     def __init__(self) -> None:
-        self._parts: list[str | tuple[Field, int, str, Callable[[], Sequence[Any]]]] = []
+        self._parts: list[str | tuple[Field, int, str, Callable[[], Sequence[Any]]]
+                          | tuple[Pattern, Callable[[], Sequence[Any]]]] = []
         self._size = 0
 
     @property
@@ -429,11 +455,20 @@ class FixedText:
         self._parts.append((field, count, sep, values))
         self._size += count * field.width + (count - 1) * len(sep.encode())
 
+    def pattern(self, pattern: Pattern, values: Callable[[], Sequence[Any]]) -> None:
+        """`pattern`, its fields filled with `values()` when the text is rendered."""
+        self._parts.append((pattern, values))
+        self._size += pattern.size
+
     def render(self) -> bytes:
         out: list[str] = []
         for part in self._parts:
             if isinstance(part, str):
                 out.append(part)
+                continue
+            if len(part) == 2:
+                pattern, of = part
+                out.append(pattern.format(of()))
                 continue
             field, count, sep, values = part
             vals = values()

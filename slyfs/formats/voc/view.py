@@ -46,7 +46,7 @@ import hashlib
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -107,7 +107,7 @@ from slyfs.model.raster import THICKNESS, Raster, largest_first, paint
 from slyfs.platform.cached import READ_BATCH, AnnVersion, Changed, ImageList
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import SizedFile, TextFile
-from slyfs.vfs.fixedsize import Field, FixedText, encode_png, png_size
+from slyfs.vfs.fixedsize import Field, FixedText, Pattern, encode_png, png_size
 from slyfs.vfs.names import escape_name
 from slyfs.vfs.nodes import IndexedDir, Node, StaticDir
 
@@ -317,22 +317,6 @@ def _raster_box(geom: Geometry, height: int, width: int) -> list[int]:
     return [left + 1, top + 1, right + 1, bottom + 1]
 
 
-class _RasterBox:
-    """An object's raster box, worked out once when the first of its four fields is rendered (a plain
-    slot: functools.cache cost a fifth of describing an XML, which `ls -l` does 100,000 times)."""
-
-    __slots__ = ("_args", "_box")
-
-    def __init__(self, geom: Geometry, height: int, width: int) -> None:
-        self._args = (geom, height, width)
-        self._box: list[int] | None = None
-
-    def nth(self, i: int) -> list[int]:
-        if self._box is None:
-            self._box = _raster_box(*self._args)
-        return self._box[i : i + 1]
-
-
 BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 
 
@@ -384,56 +368,69 @@ def annotation_layout(item: VocItem, ann: Annotation | None, dims: tuple[int, in
     out = FixedText()
     out.add(_header(item, item.image, width, height, project_name))
     xd, yd = len(str(width)), len(str(height))
-    xs, ys = _coordinate(xd), _coordinate(yd)
     for obj in xml_objects(ann, height, width) if dims else ():
         geom = obj.geometry
         facts = carried(obj.tags) if obj.tags else NO_TAGS
         ext = geom.extent()
         truncated = "truncated" in facts.flags or (
             ext is not None and (ext[0] < 0 or ext[1] < 0 or ext[2] > width - 1 or ext[3] > height - 1))
-        head = "\n".join([
-            "\t<object>",
-            f"\t\t<name>{escape(obj.class_title)}</name>",
-            f"\t\t<pose>{escape(facts.pose)}</pose>",
-            f"\t\t<truncated>{1 if truncated else 0}</truncated>",
-            f"\t\t<difficult>{1 if 'difficult' in facts.flags else 0}</difficult>",
-            f"\t\t<occluded>{1 if 'occluded' in facts.flags else 0}</occluded>",
-            "\t\t<bndbox>",
-        ])
-        lines = [""]
-        for name, pbox in facts.parts:
-            lines.append(f"\t\t<part>\n\t\t\t<name>{escape(name)}</name>\n\t\t\t<bndbox>"
-                         + _kept_box(pbox, xd, yd, "\t\t\t") + "\n\t\t</part>")
-        if facts.actions is not None:
-            lines.append("\t\t<actions>")
-            lines += [f"\t\t\t<{a}>{escape(v)}</{a}>" for a, v in facts.actions]
-            lines.append("\t\t</actions>")
-        if facts.rest:
-            lines.append("\t\t<attributes>")
-            for name, value in attributes(tuple(facts.rest)).items():
-                for v in value if isinstance(value, list) else [value]:
-                    text = "true" if v is True else str(v)
-                    lines.append(f"\t\t\t<attribute>\n\t\t\t\t<name>{escape(name)}</name>\n"
-                                 f"\t\t\t\t<value>{escape(text)}</value>\n\t\t\t</attribute>")
-            lines.append("\t\t</attributes>")
-        lines.append("\t</object>\n")
-        tail = "\n".join(lines)
+        head = _object_head(obj.class_title, facts.pose, truncated, "difficult" in facts.flags,
+                            "occluded" in facts.flags)
+        tail = _object_tail(facts, xd, yd)
         if facts.box is not None:
             out.add(head + _kept_box(facts.box, xd, yd, "\t\t") + tail)
             continue
-        # the raster box: four fixed-width fields between literals (few pieces: `ls -l` sizes 100,000 of these)
-        box = _RasterBox(geom, height, width)
-        out.add(head + "\n\t\t\t<xmin>")
-        out.fields(xs, 1, partial(box.nth, 0))
-        out.add("</xmin>\n\t\t\t<ymin>")
-        out.fields(ys, 1, partial(box.nth, 1))
-        out.add("</ymin>\n\t\t\t<xmax>")
-        out.fields(xs, 1, partial(box.nth, 2))
-        out.add("</xmax>\n\t\t\t<ymax>")
-        out.fields(ys, 1, partial(box.nth, 3))
-        out.add("</ymax>\n\t\t</bndbox>" + tail)
+        out.pattern(_box_pattern(head, tail, xd, yd), partial(_raster_box, geom, height, width))
     out.add("</annotation>\n")
     return out
+
+
+@lru_cache(maxsize=1024)
+def _box_pattern(head: str, tail: str, xd: int, yd: int) -> Pattern:
+    """An object with its raster box, four coordinates zero-padded to the digits of the image's sides:
+    one entry of the file's description (`ls -l` describes 100,000 files of ten objects)."""
+    xs, ys = _coordinate(xd), _coordinate(yd)
+    return Pattern([head + "\n\t\t\t<xmin>", "</xmin>\n\t\t\t<ymin>", "</ymin>\n\t\t\t<xmax>",
+                    "</xmax>\n\t\t\t<ymax>", "</ymax>\n\t\t</bndbox>" + tail], [xs, ys, xs, ys])
+
+
+@lru_cache(maxsize=1024)
+def _object_head(title: str, pose: str, truncated: bool, difficult: bool, occluded: bool) -> str:
+    """An object's XML up to its box: the same for most objects of a class (kept, not formatted and
+    escaped again for each of a listing's million objects)."""
+    return "\n".join([
+        "\t<object>",
+        f"\t\t<name>{escape(title)}</name>",
+        f"\t\t<pose>{escape(pose)}</pose>",
+        f"\t\t<truncated>{int(truncated)}</truncated>",
+        f"\t\t<difficult>{int(difficult)}</difficult>",
+        f"\t\t<occluded>{int(occluded)}</occluded>",
+        "\t\t<bndbox>",
+    ])
+
+
+def _object_tail(facts: Carried, xd: int, yd: int) -> str:
+    """An object's XML after its box: parts, actions, attributes, as the import kept them."""
+    if not (facts.parts or facts.actions is not None or facts.rest):
+        return "\n\t</object>\n"
+    lines = [""]
+    for name, pbox in facts.parts:
+        lines.append(f"\t\t<part>\n\t\t\t<name>{escape(name)}</name>\n\t\t\t<bndbox>"
+                     + _kept_box(pbox, xd, yd, "\t\t\t") + "\n\t\t</part>")
+    if facts.actions is not None:
+        lines.append("\t\t<actions>")
+        lines += [f"\t\t\t<{a}>{escape(v)}</{a}>" for a, v in facts.actions]
+        lines.append("\t\t</actions>")
+    if facts.rest:
+        lines.append("\t\t<attributes>")
+        for name, value in attributes(tuple(facts.rest)).items():
+            for v in value if isinstance(value, list) else [value]:
+                text = "true" if v is True else str(v)
+                lines.append(f"\t\t\t<attribute>\n\t\t\t\t<name>{escape(name)}</name>\n"
+                             f"\t\t\t\t<value>{escape(text)}</value>\n\t\t\t</attribute>")
+        lines.append("\t\t</attributes>")
+    lines.append("\t</object>\n")
+    return "\n".join(lines)
 
 
 def annotation_xml(item: VocItem, ann: Annotation | None, dims: tuple[int, int] | None, project_name: str) -> bytes:

@@ -54,7 +54,7 @@ import json
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import cv2
@@ -101,10 +101,10 @@ from slyfs.model.geometry import (
     Rectangle,
 )
 from slyfs.model.meta import ProjectMeta
-from slyfs.platform.cached import AnnVersion
+from slyfs.platform.cached import AnnVersion, ImageList
 from slyfs.vfs.context import ViewContext
 from slyfs.vfs.files import TextFile
-from slyfs.vfs.fixedsize import Field, FixedText
+from slyfs.vfs.fixedsize import Field, FixedText, Pattern
 from slyfs.vfs.nodes import IndexedDir, Node, StaticDir
 
 TASKS = ("detect", "segment", "pose")
@@ -318,9 +318,13 @@ def _raster_box(geom: Geometry, height: int, width: int) -> list[float]:
 
 
 def _line(out: FixedText, cls: int, count: int, values: Callable[[], Sequence[float]]) -> None:
-    out.add(f"{cls} ")
-    out.fields(NUM, count, values)
-    out.add("\n")
+    out.pattern(_line_pattern(cls, count), values)
+
+
+@lru_cache(maxsize=4096)
+def _line_pattern(cls: int, count: int) -> Pattern:
+    """A label line, `cls` and `count` values: one entry of a label file's description."""
+    return Pattern([f"{cls} ", *[" "] * (count - 1), "\n"] if count else [f"{cls} \n"], [NUM] * count)
 
 
 def _carried(obj: AnnObject, spec: LabelSpec, height: int, width: int) -> list[float] | None:
@@ -334,7 +338,25 @@ def _carried(obj: AnnObject, spec: LabelSpec, height: int, width: int) -> list[f
     return values if still_made_by(values, obj.geometry, keys, height, width) else None
 
 
-def detect_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, height: int, width: int) -> None:
+class DrawnIn:
+    """`drawn_in` of one image's objects, each worked out once: sizing a label file lays out every
+    task, and detect/ and segment/ both ask it of every area object."""
+
+    __slots__ = ("_seen", "height", "width")
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height, self.width = height, width
+        self._seen: dict[int, bool] = {}  # by id(): the annotation holds its geometries meanwhile
+
+    def __call__(self, geom: Geometry) -> bool:
+        seen = self._seen.get(id(geom))
+        if seen is None:
+            seen = self._seen[id(geom)] = drawn_in(geom, self.height, self.width)
+        return seen
+
+
+def detect_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, height: int, width: int,
+                  drawn: DrawnIn) -> None:
     """One `cls cx cy w h` line per object with a pixel in the image (points excepted); the box,
     which needs the raster, is computed only when the file is read."""
     for obj in ann.objects if ann is not None else ():
@@ -344,7 +366,7 @@ def detect_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, heigh
         if values is not None:
             _line(out, cls, 4, partial(box_of, values, geom))
             continue
-        if isinstance(geom, Point) or not drawn_in(geom, height, width):
+        if isinstance(geom, Point) or not drawn(geom):
             continue
         _line(out, cls, 4, partial(_raster_box, geom, height, width))
 
@@ -450,7 +472,8 @@ def ring_lines(ring: np.ndarray, height: int, width: int) -> list[tuple[int, Cal
     return [(len(line), partial(list, line)) for line in lines]
 
 
-def segment_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, height: int, width: int) -> None:
+def segment_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, height: int, width: int,
+                   drawn: DrawnIn) -> None:
     """One `cls x1 y1 ...` line per polygon of each area object with a pixel in the image. The number
     of points comes from the geometry: 4 for rectangles, the exterior vertices of polygons,
     multipolygon parts and oriented boxes inside the image; for bitmaps and alpha masks, and for
@@ -471,7 +494,7 @@ def segment_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, heig
                 line = _interleaved(xs, ys, height, width)
                 _line(out, cls, len(line), partial(list, line))
             continue
-        if not drawn_in(geom, height, width):
+        if not drawn(geom):
             continue
         if isinstance(geom, Rectangle):
             box = geom.bbox(height, width)
@@ -540,13 +563,16 @@ def pose_layout(out: FixedText, ann: Annotation | None, spec: LabelSpec, height:
         out.add(pad * (spec.k - len(keys)) + "\n")
 
 
-def label_layout(task: str, ann: Annotation | None, spec: LabelSpec, height: int, width: int) -> FixedText:
-    """The label file of one image for `task`, described: its size is known before its numbers."""
+def label_layout(task: str, ann: Annotation | None, spec: LabelSpec, height: int, width: int,
+                 drawn: DrawnIn | None = None) -> FixedText:
+    """The label file of one image for `task`, described: its size is known before its numbers.
+    `drawn`: shared by the layouts of one image's tasks."""
     out = FixedText()
+    drawn = drawn or DrawnIn(height, width)
     if task == "detect":
-        detect_layout(out, ann, spec, height, width)
+        detect_layout(out, ann, spec, height, width, drawn)
     elif task == "segment":
-        segment_layout(out, ann, spec, height, width)
+        segment_layout(out, ann, spec, height, width, drawn)
     else:
         pose_layout(out, ann, spec, height, width)
     return out
@@ -582,6 +608,14 @@ def yolo_names(images: Sequence[ImageInfo]) -> tuple[list[str], list[str]]:
         stem, ext = split_stem(name)
         files.append(name if base == stem else f"{base}{ext}")
     return files, [f"{b}.txt" for b in bases]
+
+
+def dataset_names(ctx: ViewContext, inputs: ProjectInputs, dataset_id: int) -> tuple[ImageList, list[str], list[str]]:
+    """A dataset's images and `yolo_names`, worked out once for images/ and the labels/ of every task
+    while the image list is the same (each time was 2 % of `ls -lR yolo/`)."""
+    images = dataset_images(ctx, inputs, dataset_id)
+    files, labels = ctx.derived(("yolo-names", dataset_id), (images,), lambda: yolo_names(images))
+    return images, files, labels
 
 
 # ---- one parse for the label files of every task (issue #16) -----------------------------------------
@@ -681,7 +715,8 @@ class LabelFile(AnnotatedFile):
         image = self.image
         dims = frame_size(image, info)
         ann = parse_annotation(info, spec.meta, image) if dims is not None else None
-        sizes = tuple(label_layout(t, ann, spec, *dims).size if dims is not None else 0 for t in spec.tasks)
+        drawn = DrawnIn(*dims) if dims is not None else None
+        sizes = tuple(label_layout(t, ann, spec, *dims, drawn).size if dims is not None else 0 for t in spec.tasks)
         shared.put(row, TaskSizes.key(self.row, self.ann), sizes)
         self._size = sizes[column]
         return self._size
@@ -726,8 +761,7 @@ class YoloImagesDir(IndexedDir):
         self.ds, self.inputs = ds, inputs
 
     def build(self) -> list[Node]:
-        images = dataset_images(self.ctx, self.inputs, self.ds.id)
-        files, _ = yolo_names(images)
+        images, files, _ = dataset_names(self.ctx, self.inputs, self.ds.id)
         return [image_file(self.ctx, name, row, im)
                 for row, im, name in zip(images.rows, images, files, strict=True)]
 
@@ -744,9 +778,8 @@ class YoloLabelsDir(IndexedDir):
 
     def build(self) -> list[Node]:
         spec, task = self.spec, self.task
-        images = dataset_images(self.ctx, self.inputs, self.ds.id)
+        images, _, labels = dataset_names(self.ctx, self.inputs, self.ds.id)
         versions = dataset_annotations(self.ctx, self.inputs, self.ds.id).versions()
-        _, labels = yolo_names(images)
         shared = task_sizes(self.ctx, ("yolo-sizes", self.ds.id, self.version_key), len(images), len(spec.tasks))
         kind = LabelKind(self.ctx, ("yolo", task, self.version_key), partial(_label_size, task, spec),
                          partial(_label_render, task, spec), task, spec, shared)
