@@ -234,6 +234,11 @@ def object_instance(obj: AnnObject, height: int, width: int, batch: OutlineBatch
     """`segmentation`, `area` and `bbox` of an area object (added to `into` if given), or None if it
     has no COCO form here. With a `batch`, a traced-outline segmentation is filled in at the
     batch's next flush."""
+    if batch is None:  # alone: a batch of one
+        batch = OutlineBatch()
+        alone = object_instance(obj, height, width, batch, into)
+        batch.flush()
+        return alone
     fields: dict[str, Any] = {} if into is None else into
     geom = obj.geometry
     if not geom.is_area:
@@ -246,12 +251,8 @@ def object_instance(obj: AnnObject, height: int, width: int, batch: OutlineBatch
         w, h = r - lf + 1, b - t + 1
         fields.update(segmentation=[[lf, t, r + 1, t, r + 1, b + 1, lf, b + 1]], area=w * h, bbox=[lf, t, w, h])
         return fields
-    if type(geom) is Polygon and not geom.holes:  # drawn straight into the batch's canvas if it can be
-        own = batch or OutlineBatch()
-        if own.draw(fields, geom, height, width):
-            if batch is None:
-                own.flush()
-            return fields
+    if type(geom) is Polygon and not geom.holes and batch.draw(fields, geom, height, width):
+        return fields  # drawn straight into the batch's canvas
     crop, top, left = bitmap_window(geom, height, width) if type(geom) is Bitmap else geom.raster_window(height, width)
     box = tight(crop)
     if box is None:
@@ -262,10 +263,7 @@ def object_instance(obj: AnnObject, height: int, width: int, batch: OutlineBatch
     area = int(np.count_nonzero(crop))
     fields.update(segmentation=None, area=area, bbox=[left, top, r0 - l0 + 1, b0 - t0 + 1])
     if isinstance(geom, Polygon | MultiPolygon | OrientedBBox) and not _has_holes(geom):
-        own = batch or OutlineBatch()
-        own.add(fields, np.ascontiguousarray(crop), top, left, area, height, width)
-        if batch is None:
-            own.flush()
+        batch.add(fields, np.ascontiguousarray(crop), top, left, area, height, width)
     else:
         fields["segmentation"] = rle(crop, top, left, height, width)
     return fields
@@ -288,6 +286,11 @@ def group_instance(objs: Sequence[AnnObject], height: int, width: int, batch: Ou
     and the union has none, else RLE."""
     if len(objs) == 1:
         return object_instance(objs[0], height, width, batch, into)
+    if batch is None:  # alone: a batch of one
+        batch = OutlineBatch()
+        alone = group_instance(objs, height, width, batch, into)
+        batch.flush()
+        return alone
     windows = [w for o in objs if o.geometry.is_area and (w := _area_window(o.geometry, height, width))]
     if not windows:
         return None
@@ -303,10 +306,7 @@ def group_instance(objs: Sequence[AnnObject], height: int, width: int, batch: Ou
     fields.update(segmentation=None, area=area, bbox=[left, top, right - left, bottom - top])
     if all(isinstance(o.geometry, Rectangle | Polygon | MultiPolygon | OrientedBBox) and not _has_holes(o.geometry)
            for o in objs if o.geometry.is_area):
-        own = batch or OutlineBatch()
-        own.add(fields, canvas, top, left, area, height, width)
-        if batch is None:
-            own.flush()
+        batch.add(fields, canvas, top, left, area, height, width)
     else:
         fields["segmentation"] = rle(canvas, top, left, height, width)
     return fields
